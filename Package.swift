@@ -1,0 +1,48 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let optimise: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "LatentDiffusion",
+    products: [
+        .library(name: "LatentDiffusion", targets: ["LDMCore", "LDMIO", "LDMModels", "LDMDiffusion", "LDMTraining", "LDMBench"]),
+        .executable(name: "ldm", targets: ["ldm"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C system libraries, reached only through these thin targets.
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .target(name: "CPNGShim", dependencies: ["CPNG"]),
+
+        // Tensor core: storage, ops (forward + backward), threading, random sources.
+        .target(name: "LDMCore", dependencies: ["COpenBLAS"], swiftSettings: optimise),
+        // I/O: PNG, safetensors, JSON configs.
+        .target(name: "LDMIO", dependencies: ["LDMCore", "CPNGShim"], swiftSettings: optimise),
+        // Models: tokenizer, CLIP text model, AutoencoderKL, UNet2DConditionModel.
+        .target(name: "LDMModels", dependencies: ["LDMCore", "LDMIO"], swiftSettings: optimise),
+        // Diffusion: schedulers, guidance, pipelines.
+        .target(name: "LDMDiffusion", dependencies: ["LDMCore", "LDMIO", "LDMModels"], swiftSettings: optimise),
+        // Training: datasets, losses, optimisers, trainers, checkpoints.
+        .target(name: "LDMTraining", dependencies: ["LDMCore", "LDMIO", "LDMModels", "LDMDiffusion"], swiftSettings: optimise),
+        // Bench / Eval: FLOP counting, timing, reports, Shapes analyser.
+        .target(name: "LDMBench", dependencies: ["LDMCore", "LDMIO", "LDMModels", "LDMDiffusion", "LDMTraining"], swiftSettings: optimise),
+        // The command line, thin.
+        .executableTarget(name: "ldm", dependencies: [
+            "LDMCore", "LDMIO", "LDMModels", "LDMDiffusion", "LDMTraining", "LDMBench",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: optimise),
+
+        .testTarget(name: "LDMCoreTests", dependencies: ["LDMCore"]),
+        .testTarget(name: "LDMIOTests", dependencies: ["LDMIO"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LDMModelsTests", dependencies: ["LDMModels"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LDMDiffusionTests", dependencies: ["LDMDiffusion"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LDMTrainingTests", dependencies: ["LDMTraining"]),
+        .testTarget(name: "CLITests", dependencies: ["LDMIO"]),
+    ],
+    // Numeric code passes raw pointers into concurrentPerform; Swift 5 mode keeps that readable.
+    swiftLanguageModes: [.v5]
+)

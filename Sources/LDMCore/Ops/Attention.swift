@@ -1,0 +1,147 @@
+// Softmax and multi-head scaled-dot-product attention, forward and backward side by side.
+//
+//   Attention(Q, K, V) = softmax(Q Kᵀ · scale [+ causal mask]) V,   scale = 1/√d  per head
+//
+// Queries are processed in chunks so the score matrix held at once is at most `maxScoreFloats`,
+// whatever the resolution. Q, K, V are [B, L, heads·d] with each head's d channels adjacent, as
+// diffusers' and transformers' attention layers lay them out before `head_to_batch_dim`.
+
+import Foundation
+
+/// Largest score block (queries × keys), in floats, held at once (16 MB).
+let maxScoreFloats = 4 << 20
+
+/// Softmax over the last dimension.
+public func softmax(_ x: Tensor) -> Tensor {
+    let y = x.copy()
+    let n = x.shape.last ?? 1
+    let rows = n == 0 ? 0 : x.count / n
+    let p = y.data
+    Parallel.forEach(rows, cost: n) { r in softmaxRow(p + r * n, n) }
+    return y
+}
+
+/// In-place softmax of one row: exp(x − max) / Σ exp(x − max).
+@inline(__always)
+func softmaxRow(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
+    var m = -Float.infinity
+    for j in 0..<n where p[j] > m { m = p[j] }
+    if m == -Float.infinity { for j in 0..<n { p[j] = 0 }; return }
+    var s: Float = 0
+    for j in 0..<n { let e = expf(p[j] - m); p[j] = e; s += e }
+    let inv = 1 / s
+    for j in 0..<n { p[j] *= inv }
+}
+
+/// Backward of softmax given its output y: dx = y ⊙ (dy − Σ dy ⊙ y).
+public func softmaxBackward(_ dy: Tensor, y: Tensor) -> Tensor {
+    let n = y.shape.last ?? 1
+    let rows = n == 0 ? 0 : y.count / n
+    let dx = Tensor(uninitialized: y.shape)
+    let py = y.data, pd = dy.data, po = dx.data
+    for r in 0..<rows {
+        var dot: Float = 0
+        for j in 0..<n { dot += pd[r * n + j] * py[r * n + j] }
+        for j in 0..<n { po[r * n + j] = py[r * n + j] * (pd[r * n + j] - dot) }
+    }
+    return dx
+}
+
+/// Query rows per chunk so that one score block stays under `maxScoreFloats`.
+@inline(__always)
+func queryChunk(_ lq: Int, _ lk: Int) -> Int { max(1, min(lq, maxScoreFloats / max(lk, 1))) }
+
+/// Multi-head attention: q [B, Lq, H·d], k and v [B, Lk, H·d] → [B, Lq, H·d].
+/// `causal` masks key j > query i (CLIP's text transformer).
+public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, causal: Bool = false,
+                      scale: Float? = nil) -> Tensor {
+    let b = q.shape[0], lq = q.shape[1], lk = k.shape[1], width = q.shape[2]
+    precondition(k.shape[0] == b && v.shape[0] == b && k.shape[2] == width && v.shape[1] == lk,
+                 "attention shapes q \(q.shape) k \(k.shape) v \(v.shape)")
+    let vWidth = v.shape[2]
+    precondition(width % heads == 0 && vWidth % heads == 0, "attention: \(width) channels in \(heads) heads")
+    let d = width / heads, dv = vWidth / heads
+    let alpha = scale ?? 1 / Float(d).squareRoot()
+    let out = Tensor(uninitialized: [b, lq, vWidth])
+    let chunk = queryChunk(lq, lk)
+    let scores = UnsafeMutablePointer<Float>.allocate(capacity: chunk * lk)
+    defer { scores.deallocate() }
+    for bi in 0..<b {
+        for h in 0..<heads {
+            var q0 = 0
+            while q0 < lq {
+                let rows = min(chunk, lq - q0)
+                let qp = q.data + (bi * lq + q0) * width + h * d
+                BLAS.gemm(transB: true, m: rows, n: lk, k: d, alpha: alpha, a: qp, lda: width,
+                          b: k.data + bi * lk * width + h * d, ldb: width, c: scores, ldc: lk)
+                Parallel.forEach(rows, cost: lk * 4) { r in
+                    let row = scores + r * lk
+                    if causal {
+                        let last = q0 + r
+                        if last + 1 < lk { (row + last + 1).update(repeating: -.infinity, count: lk - last - 1) }
+                    }
+                    softmaxRow(row, lk)
+                }
+                BLAS.gemm(m: rows, n: dv, k: lk, a: scores, lda: lk, b: v.data + bi * lk * vWidth + h * dv,
+                          ldb: vWidth, c: out.data + (bi * lq + q0) * vWidth + h * dv, ldc: vWidth)
+                q0 += rows
+            }
+        }
+    }
+    return out
+}
+
+/// Backward of `attention`: returns (dq, dk, dv). The probabilities are recomputed chunk by chunk.
+///   dV = Pᵀ dO,  dP = dO Vᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),  dQ = scale · dS K,  dK = scale · dSᵀ Q
+public func attentionBackward(_ dOut: Tensor, q: Tensor, k: Tensor, v: Tensor, heads: Int,
+                              causal: Bool = false, scale: Float? = nil) -> (Tensor, Tensor, Tensor) {
+    let b = q.shape[0], lq = q.shape[1], lk = k.shape[1], width = q.shape[2], vWidth = v.shape[2]
+    let d = width / heads, dvH = vWidth / heads
+    let alpha = scale ?? 1 / Float(d).squareRoot()
+    let dq = Tensor(zeros: q.shape), dk = Tensor(zeros: k.shape), dv = Tensor(zeros: v.shape)
+    let chunk = queryChunk(lq, lk)
+    let p = UnsafeMutablePointer<Float>.allocate(capacity: chunk * lk)
+    let dp = UnsafeMutablePointer<Float>.allocate(capacity: chunk * lk)
+    defer { p.deallocate(); dp.deallocate() }
+    for bi in 0..<b {
+        for h in 0..<heads {
+            var q0 = 0
+            while q0 < lq {
+                let rows = min(chunk, lq - q0)
+                let qp = q.data + (bi * lq + q0) * width + h * d
+                let kp = k.data + bi * lk * width + h * d
+                let vp = v.data + bi * lk * vWidth + h * dvH
+                let dop = dOut.data + (bi * lq + q0) * vWidth + h * dvH
+                BLAS.gemm(transB: true, m: rows, n: lk, k: d, alpha: alpha, a: qp, lda: width,
+                          b: kp, ldb: width, c: p, ldc: lk)
+                for r in 0..<rows {
+                    let row = p + r * lk
+                    if causal {
+                        let last = q0 + r
+                        if last + 1 < lk { (row + last + 1).update(repeating: -.infinity, count: lk - last - 1) }
+                    }
+                    softmaxRow(row, lk)
+                }
+                // dV += Pᵀ dO
+                BLAS.gemm(transA: true, m: lk, n: dvH, k: rows, a: p, lda: lk, b: dop, ldb: vWidth,
+                          beta: 1, c: dv.data + bi * lk * vWidth + h * dvH, ldc: vWidth)
+                // dP = dO Vᵀ
+                BLAS.gemm(transB: true, m: rows, n: lk, k: dvH, a: dop, lda: vWidth, b: vp, ldb: vWidth,
+                          c: dp, ldc: lk)
+                // dS = P ⊙ (dP − rowsum(dP ⊙ P))
+                for r in 0..<rows {
+                    var dot: Float = 0
+                    for j in 0..<lk { dot += dp[r * lk + j] * p[r * lk + j] }
+                    for j in 0..<lk { dp[r * lk + j] = p[r * lk + j] * (dp[r * lk + j] - dot) }
+                }
+                // dQ = scale · dS K ; dK += scale · dSᵀ Q
+                BLAS.gemm(m: rows, n: d, k: lk, alpha: alpha, a: dp, lda: lk, b: kp, ldb: width,
+                          beta: 1, c: dq.data + (bi * lq + q0) * width + h * d, ldc: width)
+                BLAS.gemm(transA: true, m: lk, n: d, k: rows, alpha: alpha, a: dp, lda: lk, b: qp, ldb: width,
+                          beta: 1, c: dk.data + bi * lk * width + h * d, ldc: width)
+                q0 += rows
+            }
+        }
+    }
+    return (dq, dk, dv)
+}

@@ -1,0 +1,2 @@
+import LDMCore
+print(BLAS.coreName)
