@@ -9,7 +9,7 @@
 import Foundation
 
 /// Largest score block (queries × keys), in floats, held at once (16 MB).
-let maxScoreFloats = 4 << 20
+nonisolated(unsafe) var maxScoreFloats = 4 << 20
 
 /// Softmax over the last dimension.
 public func softmax(_ x: Tensor) -> Tensor {

@@ -14,7 +14,7 @@ public struct Conv2dShape: Sendable {
 }
 
 /// Largest column buffer, in floats, built at once (64 MB).
-let maxColumnFloats = 16 << 20
+nonisolated(unsafe) var maxColumnFloats = 16 << 20
 
 /// Fills `col` [in·kh·kw, rows·outW] with the input patches for output rows `oy0 ..< oy0+rows` of one image.
 @inline(__always)

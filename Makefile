@@ -1,0 +1,40 @@
+# LatentDiffusion — build, test and generate.
+#   make setup        install the C libraries (libpng-dev, libopenblas-dev, pkg-config) when missing
+#   make build        release build of `ldm`
+#   make test         the whole test suite (optimised build, @testable kept)
+#   make image        generate an image with the shipped model (PROMPT=..., OUT=...)
+#   make checkpoints  retrain the shipped model from scratch (hours; see Checkpoints/README.md)
+
+SWIFT     ?= swift
+PACKAGES  := libpng-dev libopenblas-dev pkg-config
+PROMPT    ?= a red circle above a blue square
+OUT       ?= image.png
+LDM       := .build/release/ldm
+
+.PHONY: setup build test image checkpoints clean
+
+setup:
+	@missing=""; \
+	for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != "0" ]; then \
+	    echo "make setup: missing packages:$$missing — run as root or: sudo apt-get install$$missing" >&2; exit 1; \
+	  fi; \
+	  echo "make setup: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+build: setup
+	$(SWIFT) build -c release --product ldm
+
+test: setup
+	$(SWIFT) test -c release -Xswiftc -enable-testing
+
+image: build
+	$(LDM) txt2img --prompt "$(PROMPT)" --output "$(OUT)"
+
+checkpoints: build
+	$(LDM) train all --out Checkpoints
+
+clean:
+	rm -rf .build

@@ -1,0 +1,194 @@
+// Every op against a naive loop on random inputs (relative error ≤ 1e-5).
+import XCTest
+@testable import LDMCore
+
+final class OpsTests: XCTestCase {
+    func testLinearMatchesNaiveLoop() {
+        var rng = TestRNG(1)
+        let x = rng.tensor([2, 3, 7]), w = rng.tensor([5, 7]), b = rng.tensor([5])
+        let y = linear(x, weight: w, bias: b)
+        var ref = [Float]()
+        for r in 0..<6 { for o in 0..<5 {
+            var s = Double(b.data[o])
+            for i in 0..<7 { s += Double(x.data[r * 7 + i]) * Double(w.data[o * 7 + i]) }
+            ref.append(Float(s))
+        } }
+        XCTAssertEqual(y.shape, [2, 3, 5])
+        assertClose(y, ref)
+    }
+
+    func naiveConv(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: Int, padding: Int) -> [Float] {
+        let n = x.shape[0], c = x.shape[1], h = x.shape[2], wd = x.shape[3]
+        let o = w.shape[0], kh = w.shape[2], kw = w.shape[3]
+        let oh = (h + 2 * padding - kh) / stride + 1, ow = (wd + 2 * padding - kw) / stride + 1
+        var out = [Float]()
+        for ni in 0..<n { for oc in 0..<o { for oy in 0..<oh { for ox in 0..<ow {
+            var s = Double(b?.data[oc] ?? 0)
+            for ic in 0..<c { for ky in 0..<kh { for kx in 0..<kw {
+                let iy = oy * stride - padding + ky, ix = ox * stride - padding + kx
+                if iy >= 0 && iy < h && ix >= 0 && ix < wd {
+                    s += Double(x[ni, ic, iy, ix]) * Double(w[oc, ic, ky, kx])
+                }
+            } } }
+            out.append(Float(s))
+        } } } }
+        return out
+    }
+
+    func testConv2dMatchesNaiveLoop() {
+        var rng = TestRNG(2)
+        for (k, s, p, h, w) in [(3, 1, 1, 9, 7), (3, 2, 0, 9, 8), (1, 1, 0, 5, 6), (3, 2, 1, 8, 8), (4, 1, 2, 6, 5), (3, 1, 0, 2, 2)] {
+            let x = rng.tensor([2, 3, h, w]), wt = rng.tensor([4, 3, k, k]), b = rng.tensor([4])
+            let y = conv2d(x, weight: wt, bias: b, stride: s, padding: p)
+            assertClose(y, naiveConv(x, wt, b, stride: s, padding: p), 1e-5, "k\(k) s\(s) p\(p)")
+        }
+    }
+
+    func testConv2dInBandsMatchesWholeImage() {
+        // Shrink the column buffer so the image is processed a few output rows at a time.
+        var rng = TestRNG(3)
+        let x = rng.tensor([1, 5, 13, 11]), wt = rng.tensor([6, 5, 3, 3]), b = rng.tensor([6])
+        let saved = maxColumnFloats
+        maxColumnFloats = 45 * 11 * 3
+        let y = conv2d(x, weight: wt, bias: b, stride: 1, padding: 1)
+        maxColumnFloats = saved
+        assertClose(y, naiveConv(x, wt, b, stride: 1, padding: 1))
+    }
+
+    func testGroupNormMatchesNaiveLoop() {
+        var rng = TestRNG(4)
+        let x = rng.tensor([2, 6, 3, 4]), g = rng.tensor([6]), b = rng.tensor([6])
+        for fuse in [false, true] {
+            let y = groupNorm(x, groups: 3, weight: g, bias: b, eps: 1e-5, fuseSiLU: fuse)
+            var ref = [Float](repeating: 0, count: x.count)
+            for n in 0..<2 { for grp in 0..<3 {
+                var vals = [Double]()
+                for c in grp * 2..<grp * 2 + 2 { for i in 0..<12 { vals.append(Double(x.data[(n * 6 + c) * 12 + i])) } }
+                let m = vals.reduce(0, +) / 24
+                let v = vals.map { ($0 - m) * ($0 - m) }.reduce(0, +) / 24
+                for c in grp * 2..<grp * 2 + 2 { for i in 0..<12 {
+                    let idx = (n * 6 + c) * 12 + i
+                    var t = (Double(x.data[idx]) - m) / (v + 1e-5).squareRoot() * Double(g.data[c]) + Double(b.data[c])
+                    if fuse { t = t / (1 + exp(-t)) }
+                    ref[idx] = Float(t)
+                } }
+            } }
+            assertClose(y, ref)
+        }
+    }
+
+    func testLayerNormMatchesNaiveLoop() {
+        var rng = TestRNG(5)
+        let x = rng.tensor([3, 4, 10], scale: 3), g = rng.tensor([10]), b = rng.tensor([10])
+        let y = layerNorm(x, weight: g, bias: b, eps: 1e-5)
+        var ref = [Float]()
+        for r in 0..<12 {
+            let row = (0..<10).map { Double(x.data[r * 10 + $0]) }
+            let m = row.reduce(0, +) / 10
+            let v = row.map { ($0 - m) * ($0 - m) }.reduce(0, +) / 10
+            for j in 0..<10 { ref.append(Float((row[j] - m) / (v + 1e-5).squareRoot() * Double(g.data[j]) + Double(b.data[j]))) }
+        }
+        assertClose(y, ref)
+    }
+
+    func testActivationsMatchFormulas() {
+        var rng = TestRNG(6)
+        let x = rng.tensor([1000], scale: 5)
+        let xs = x.array.map(Double.init)
+        assertClose(silu(x), xs.map { Float($0 / (1 + exp(-$0))) })
+        assertClose(gelu(x), xs.map { Float(0.5 * $0 * (1 + erf($0 / 2.0.squareRoot()))) })
+        assertClose(geluTanh(x), xs.map { Float(0.5 * $0 * (1 + tanh((2 / Double.pi).squareRoot() * ($0 + 0.044715 * $0 * $0 * $0)))) })
+        assertClose(quickGelu(x), xs.map { Float($0 / (1 + exp(-1.702 * $0))) })
+    }
+
+    func testSoftmaxMatchesNaiveLoop() {
+        var rng = TestRNG(7)
+        let x = rng.tensor([5, 9], scale: 4)
+        var ref = [Float]()
+        for r in 0..<5 {
+            let row = (0..<9).map { Double(x.data[r * 9 + $0]) }
+            let m = row.max()!
+            let e = row.map { exp($0 - m) }
+            let s = e.reduce(0, +)
+            ref += e.map { Float($0 / s) }
+        }
+        assertClose(softmax(x), ref)
+    }
+
+    func naiveAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, heads: Int, causal: Bool) -> [Float] {
+        let b = q.shape[0], lq = q.shape[1], lk = k.shape[1], w = q.shape[2], d = w / heads
+        var out = [Float](repeating: 0, count: b * lq * w)
+        for bi in 0..<b { for h in 0..<heads { for i in 0..<lq {
+            var s = [Double](repeating: 0, count: lk)
+            for j in 0..<lk {
+                var dot = 0.0
+                for e in 0..<d { dot += Double(q[bi, i, h * d + e]) * Double(k[bi, j, h * d + e]) }
+                s[j] = causal && j > i ? -Double.infinity : dot / Double(d).squareRoot()
+            }
+            let m = s.max()!
+            let ex = s.map { exp($0 - m) }
+            let sum = ex.reduce(0, +)
+            for e in 0..<d {
+                var acc = 0.0
+                for j in 0..<lk { acc += ex[j] / sum * Double(v[bi, j, h * d + e]) }
+                out[(bi * lq + i) * w + h * d + e] = Float(acc)
+            }
+        } } }
+        return out
+    }
+
+    func testAttentionMatchesNaiveLoop() {
+        var rng = TestRNG(8)
+        let q = rng.tensor([2, 11, 12]), k = rng.tensor([2, 7, 12]), v = rng.tensor([2, 7, 12])
+        assertClose(attention(q: q, k: k, v: v, heads: 3), naiveAttention(q, k, v, heads: 3, causal: false))
+        let kk = rng.tensor([2, 11, 12]), vv = rng.tensor([2, 11, 12])
+        assertClose(attention(q: q, k: kk, v: vv, heads: 2, causal: true), naiveAttention(q, kk, vv, heads: 2, causal: true))
+        // Chunked: at most 3 query rows at a time.
+        let saved = maxScoreFloats
+        maxScoreFloats = 3 * 7
+        let chunked = attention(q: q, k: k, v: v, heads: 3)
+        maxScoreFloats = saved
+        assertClose(chunked, naiveAttention(q, k, v, heads: 3, causal: false))
+    }
+
+    func testBroadcastAddMul() {
+        var rng = TestRNG(9)
+        let a = rng.tensor([2, 3, 4]), b = rng.tensor([3, 1]), c = rng.tensor([4])
+        let y = add(a, b), z = multiply(a, c)
+        var refY = [Float](), refZ = [Float]()
+        for i in 0..<2 { for j in 0..<3 { for k in 0..<4 {
+            refY.append(a[i, j, k] + b[j, 0])
+            refZ.append(a[i, j, k] * c[k])
+        } } }
+        assertClose(y, refY)
+        assertClose(z, refZ)
+        XCTAssertEqual(reduceBroadcast(Tensor(shape: [2, 3, 4], repeating: 1), to: [3, 1]).array, [8, 8, 8])
+    }
+
+    func testUpsampleConcatSplitAndTranspose() {
+        var rng = TestRNG(10)
+        let x = rng.tensor([2, 3, 4, 5])
+        let up = upsampleNearest2x(x)
+        for n in 0..<2 { for c in 0..<3 { for yy in 0..<8 { for xx in 0..<10 {
+            XCTAssertEqual(up[n, c, yy, xx], x[n, c, yy / 2, xx / 2])
+        } } } }
+        let y = rng.tensor([2, 2, 4, 5])
+        let cat = concat([x, y], dim: 1)
+        XCTAssertEqual(cat.shape, [2, 5, 4, 5])
+        XCTAssertEqual(cat[1, 4, 3, 2], y[1, 1, 3, 2])
+        XCTAssertEqual(cat[1, 2, 3, 2], x[1, 2, 3, 2])
+        let parts = split(cat, sizes: [3, 2], dim: 1)
+        XCTAssertEqual(parts[0].array, x.array)
+        XCTAssertEqual(parts[1].array, y.array)
+        let tokens = imageToTokens(x)
+        XCTAssertEqual(tokens.shape, [2, 20, 3])
+        XCTAssertEqual(tokens[1, 7, 2], x[1, 2, 1, 2])
+        XCTAssertEqual(tokensToImage(tokens, height: 4, width: 5).array, x.array)
+    }
+
+    func testMeanAndVariance() {
+        let x = Tensor(shape: [4], [1, 2, 3, 6])
+        XCTAssertEqual(mean(x), 3)
+        XCTAssertEqual(variance(x), 3.5)
+    }
+}

@@ -1,0 +1,2 @@
+import XCTest
+final class LDMModelsTestsPlaceholder: XCTestCase { func testNothingYet() {} }
