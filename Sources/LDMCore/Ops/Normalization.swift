@@ -11,6 +11,8 @@ public struct NormCache {
     public var mean: [Float]
     /// 1/√(var + ε) of each group (or row).
     public var rstd: [Float]
+
+    public init(mean: [Float] = [], rstd: [Float] = []) { self.mean = mean; self.rstd = rstd }
 }
 
 /// GroupNorm over x [N, C, ...] with `groups` groups of C/groups channels; γ, β of size C.

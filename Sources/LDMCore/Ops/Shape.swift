@@ -107,3 +107,26 @@ func transpose2D(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>
         }
     }
 }
+
+/// Zero-pads [N, C, H, W] by `right` columns and `bottom` rows (the VAE's asymmetric downsampling pad).
+public func padRightBottom(_ x: Tensor, right: Int, bottom: Int) -> Tensor {
+    let nc = x.shape[0] * x.shape[1], h = x.shape[2], w = x.shape[3]
+    let oh = h + bottom, ow = w + right
+    let y = Tensor(zeros: [x.shape[0], x.shape[1], oh, ow])
+    let px = x.data, py = y.data
+    Parallel.forEach(nc, cost: oh * ow) { i in
+        for r in 0..<h { (py + i * oh * ow + r * ow).update(from: px + i * h * w + r * w, count: w) }
+    }
+    return y
+}
+
+/// Backward of `padRightBottom`: crops the gradient back to [N, C, H, W].
+public func cropRightBottom(_ dy: Tensor, right: Int, bottom: Int) -> Tensor {
+    let nc = dy.shape[0] * dy.shape[1], oh = dy.shape[2], ow = dy.shape[3]
+    let h = oh - bottom, w = ow - right
+    let x = Tensor(uninitialized: [dy.shape[0], dy.shape[1], h, w])
+    for i in 0..<nc {
+        for r in 0..<h { (x.data + i * h * w + r * w).update(from: dy.data + i * oh * ow + r * ow, count: w) }
+    }
+    return x
+}

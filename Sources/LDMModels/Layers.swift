@@ -1,0 +1,162 @@
+// The basic layers — Linear, Conv2d, GroupNorm, LayerNorm, Embedding — as modules holding their
+// parameters, each with forward and backward side by side. The forward keeps its input only while
+// training; backward accumulates into the parameters' gradients and returns the input gradient.
+
+import LDMCore
+
+/// y = x Wᵀ + b (PyTorch `nn.Linear`; weight [out, in]).
+public final class Linear: Module {
+    public let weight: Parameter
+    public let bias: Parameter?
+    private var input: Tensor?
+
+    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true) {
+        weight = Parameter(zeros: [outFeatures, inFeatures])
+        self.bias = bias ? Parameter(zeros: [outFeatures]) : nil
+    }
+    override public var ownParameters: [(String, Parameter)] {
+        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+    }
+    override public func releaseCaches() { input = nil }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        if isTraining { input = x }
+        return linear(x, weight: weight.value, bias: bias?.value)
+    }
+
+    public func backward(_ dy: Tensor, needInputGrad: Bool = true) -> Tensor? {
+        guard let x = input else { preconditionFailure("Linear.backward without a training forward") }
+        return linearBackward(dy, x: x, weight: weight.value, weightGrad: weight.grad, biasGrad: bias?.grad,
+                              needInputGrad: needInputGrad)
+    }
+}
+
+/// 2-D convolution (PyTorch `nn.Conv2d`; weight [out, in, k, k]).
+public final class Conv2d: Module {
+    public let weight: Parameter
+    public let bias: Parameter?
+    public let stride: Int, padding: Int
+    private var input: Tensor?
+
+    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true) {
+        weight = Parameter(zeros: [outChannels, inChannels, kernel, kernel])
+        self.bias = bias ? Parameter(zeros: [outChannels]) : nil
+        self.stride = stride
+        self.padding = padding
+    }
+    override public var ownParameters: [(String, Parameter)] {
+        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+    }
+    override public func releaseCaches() { input = nil }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        if isTraining { input = x }
+        return conv2d(x, weight: weight.value, bias: bias?.value, stride: stride, padding: padding)
+    }
+
+    public func backward(_ dy: Tensor, needInputGrad: Bool = true) -> Tensor? {
+        guard let x = input else { preconditionFailure("Conv2d.backward without a training forward") }
+        return conv2dBackward(dy, x: x, weight: weight.value, stride: stride, padding: padding,
+                              weightGrad: weight.grad, biasGrad: bias?.grad, needInputGrad: needInputGrad)
+    }
+}
+
+/// Group normalisation (PyTorch `nn.GroupNorm`, affine), optionally followed by SiLU in the same pass.
+public final class GroupNorm: Module {
+    public let weight: Parameter, bias: Parameter
+    public let groups: Int
+    public let eps: Float
+    private var input: Tensor?
+    private var cache = NormCache(mean: [], rstd: [])
+    private var output: Tensor?
+
+    public init(groups: Int, channels: Int, eps: Float) {
+        precondition(channels % groups == 0, "GroupNorm: \(channels) channels in \(groups) groups")
+        weight = Parameter(Tensor(shape: [channels], repeating: 1))
+        bias = Parameter(zeros: [channels])
+        self.groups = groups
+        self.eps = eps
+    }
+    override public var ownParameters: [(String, Parameter)] { [("weight", weight), ("bias", bias)] }
+    override public func releaseCaches() { input = nil; output = nil; cache = NormCache(mean: [], rstd: []) }
+
+    /// Normalises; with `silu` the activation is fused (and undone correctly in backward).
+    public func callAsFunction(_ x: Tensor, silu fused: Bool = false) -> Tensor {
+        if isTraining {
+            input = x
+            let y = groupNorm(x, groups: groups, weight: weight.value, bias: bias.value, eps: eps, cache: &cache)
+            output = y
+            return fused ? LDMCore.silu(y) : y
+        }
+        return groupNorm(x, groups: groups, weight: weight.value, bias: bias.value, eps: eps, fuseSiLU: fused)
+    }
+
+    /// Backward; `silu` must match the forward call.
+    public func backward(_ dy: Tensor, silu fused: Bool = false) -> Tensor {
+        guard let x = input, let y = output else { preconditionFailure("GroupNorm.backward without a training forward") }
+        let g = fused ? siluBackward(dy, y) : dy
+        return groupNormBackward(g, x: x, groups: groups, weight: weight.value, cache: cache,
+                                 weightGrad: weight.grad, biasGrad: bias.grad)
+    }
+}
+
+/// Layer normalisation over the last dimension (PyTorch `nn.LayerNorm`).
+public final class LayerNorm: Module {
+    public let weight: Parameter, bias: Parameter
+    public let eps: Float
+    private var input: Tensor?
+    private var cache = NormCache(mean: [], rstd: [])
+
+    public init(_ dim: Int, eps: Float) {
+        weight = Parameter(Tensor(shape: [dim], repeating: 1))
+        bias = Parameter(zeros: [dim])
+        self.eps = eps
+    }
+    override public var ownParameters: [(String, Parameter)] { [("weight", weight), ("bias", bias)] }
+    override public func releaseCaches() { input = nil; cache = NormCache(mean: [], rstd: []) }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        if isTraining {
+            input = x
+            return layerNorm(x, weight: weight.value, bias: bias.value, eps: eps, cache: &cache)
+        }
+        return layerNorm(x, weight: weight.value, bias: bias.value, eps: eps)
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        guard let x = input else { preconditionFailure("LayerNorm.backward without a training forward") }
+        return layerNormBackward(dy, x: x, weight: weight.value, cache: cache, weightGrad: weight.grad, biasGrad: bias.grad)
+    }
+}
+
+/// A lookup table of vectors (PyTorch `nn.Embedding`; weight [count, dim]).
+public final class Embedding: Module {
+    public let weight: Parameter
+    private var ids: [Int32] = []
+
+    public init(_ count: Int, _ dim: Int) { weight = Parameter(zeros: [count, dim]) }
+    override public var ownParameters: [(String, Parameter)] { [("weight", weight)] }
+    override public func releaseCaches() { ids = [] }
+
+    /// Rows `ids` of the table → [ids.count, dim].
+    public func callAsFunction(_ ids: [Int32]) -> Tensor {
+        if isTraining { self.ids = ids }
+        let dim = weight.shape[1], count = weight.shape[0]
+        let out = Tensor(uninitialized: [ids.count, dim])
+        for (i, id) in ids.enumerated() {
+            precondition(id >= 0 && Int(id) < count, "token id \(id) outside the embedding table of \(count)")
+            (out.data + i * dim).update(from: weight.value.data + Int(id) * dim, count: dim)
+        }
+        return out
+    }
+
+    /// Accumulates dy's rows into the gradient rows of the ids looked up.
+    public func backward(_ dy: Tensor) {
+        guard let g = weight.grad else { return }
+        let dim = weight.shape[1]
+        for (i, id) in ids.enumerated() {
+            let row = g.data + Int(id) * dim, src = dy.data + i * dim
+            for j in 0..<dim { row[j] += src[j] }
+        }
+    }
+}

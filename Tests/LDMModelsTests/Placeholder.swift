@@ -1,2 +1,0 @@
-import XCTest
-final class LDMModelsTestsPlaceholder: XCTestCase { func testNothingYet() {} }
