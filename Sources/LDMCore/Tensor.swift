@@ -6,7 +6,7 @@
 
 import Foundation
 
-/// An owned, 64-byte aligned block of `Float`s. Freed when the last tensor using it goes away.
+/// An owned block of `Float`s (64-byte aligned unless zero-filled). Freed when the last tensor using it goes away.
 public final class TensorStorage: @unchecked Sendable {
     /// First element.
     public let base: UnsafeMutablePointer<Float>
@@ -18,12 +18,15 @@ public final class TensorStorage: @unchecked Sendable {
         precondition(count >= 0, "negative tensor size")
         var raw: UnsafeMutableRawPointer?
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
-        guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
-            fatalError("out of memory allocating \(bytes) bytes")
+        if zeroed {
+            // calloc leaves large blocks as untouched zero pages until written.
+            raw = calloc(max(count, 1), MemoryLayout<Float>.stride)
+        } else if posix_memalign(&raw, 64, bytes) != 0 {
+            raw = nil
         }
+        guard let raw else { fatalError("out of memory allocating \(bytes) bytes") }
         base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         self.count = count
-        if zeroed { base.initialize(repeating: 0, count: count) }
         MemoryStatistics.allocated(bytes)
     }
 

@@ -109,7 +109,7 @@ public final class CLIPEncoderLayer: Module {
         }
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor) -> Tensor {
         let n = layerNorm1(x)
         let qq = qProj(n), kk = kProj(n), vv = vProj(n)
         let h = add(x, outProj(attention(q: qq, k: kk, v: vv, heads: heads, causal: true)))
@@ -118,7 +118,7 @@ public final class CLIPEncoderLayer: Module {
         return add(h, fc2(activation(pre)))
     }
 
-    func backward(_ dy: Tensor) -> Tensor {
+    public func backward(_ dy: Tensor) -> Tensor {
         guard let q, let k, let v, let preAct else { preconditionFailure("CLIPEncoderLayer.backward without a training forward") }
         let dh = dy.copy()
         addInPlace(dh, layerNorm2.backward(fc1.backward(activationBackward(fc2.backward(dy)!, preAct))!))

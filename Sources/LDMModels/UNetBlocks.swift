@@ -29,7 +29,7 @@ public final class DownBlock: Module {
     }
 
     /// Returns the block's output and every intermediate state kept for the skip connections.
-    func callAsFunction(_ x: Tensor, temb: Tensor, context: Tensor) -> (Tensor, [Tensor]) {
+    public func callAsFunction(_ x: Tensor, temb: Tensor, context: Tensor) -> (Tensor, [Tensor]) {
         var h = x
         var states: [Tensor] = []
         for (j, resnet) in resnets.enumerated() {
@@ -43,7 +43,7 @@ public final class DownBlock: Module {
 
     /// `grads[i]` is the gradient of state i (the last one includes what flowed from the next block).
     /// Returns (dx, dtemb, dcontext).
-    func backward(_ grads: [Tensor], dtemb: inout Tensor?, dcontext: inout Tensor?) -> Tensor {
+    public func backward(_ grads: [Tensor], dtemb: inout Tensor?, dcontext: inout Tensor?) -> Tensor {
         var idx = grads.count - 1
         var g = grads[idx]
         if let downsampler {
@@ -84,7 +84,7 @@ public final class MidBlock: Module {
         indexed(attentions).map { ("attentions." + $0.0, $0.1) } + indexed(resnets).map { ("resnets." + $0.0, $0.1) }
     }
 
-    func callAsFunction(_ x: Tensor, temb: Tensor, context: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor, temb: Tensor, context: Tensor) -> Tensor {
         var h = resnets[0](x, temb: temb)
         for (attn, resnet) in zip(attentions, resnets.dropFirst()) {
             h = attn(h, context: context)
@@ -93,7 +93,7 @@ public final class MidBlock: Module {
         return h
     }
 
-    func backward(_ dy: Tensor, dtemb: inout Tensor?, dcontext: inout Tensor?) -> Tensor {
+    public func backward(_ dy: Tensor, dtemb: inout Tensor?, dcontext: inout Tensor?) -> Tensor {
         var g = dy
         for (attn, resnet) in zip(attentions, resnets.dropFirst()).reversed() {
             let (d1, t1) = resnet.backward(g)
@@ -137,7 +137,7 @@ public final class UpBlock: Module {
     }
 
     /// `skips` in the order they are consumed (the most recent down state first).
-    func callAsFunction(_ x: Tensor, skips: [Tensor], temb: Tensor, context: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor, skips: [Tensor], temb: Tensor, context: Tensor) -> Tensor {
         var h = x
         skipChannels = skips.map { $0.shape[1] }
         for (j, resnet) in resnets.enumerated() {
@@ -149,7 +149,7 @@ public final class UpBlock: Module {
     }
 
     /// Returns dx and the gradients of the skips (same order as consumed).
-    func backward(_ dy: Tensor, dtemb: inout Tensor?, dcontext: inout Tensor?) -> (Tensor, [Tensor]) {
+    public func backward(_ dy: Tensor, dtemb: inout Tensor?, dcontext: inout Tensor?) -> (Tensor, [Tensor]) {
         var g = upsampler?.backward(dy) ?? dy
         var dskips = [Tensor?](repeating: nil, count: resnets.count)
         for j in resnets.indices.reversed() {

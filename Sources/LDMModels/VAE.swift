@@ -112,14 +112,14 @@ public final class VAEBlock: Module {
             + (upsampler.map { [("upsamplers.0", $0 as Module)] } ?? [])
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor) -> Tensor {
         var h = x
         for r in resnets { h = r(h) }
         if let downsampler { h = downsampler(h) }
         if let upsampler { h = upsampler(h) }
         return h
     }
-    func backward(_ dy: Tensor) -> Tensor {
+    public func backward(_ dy: Tensor) -> Tensor {
         var g = dy
         if let upsampler { g = upsampler.backward(g) }
         if let downsampler { g = downsampler.backward(g) }
@@ -141,12 +141,12 @@ public final class VAEMidBlock: Module {
     override public var children: [(String, Module)] {
         indexed(attentions).map { ("attentions." + $0.0, $0.1) } + indexed(resnets).map { ("resnets." + $0.0, $0.1) }
     }
-    func callAsFunction(_ x: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor) -> Tensor {
         var h = resnets[0](x)
         if let a = attentions.first { h = a.spatial(h) }
         return resnets[1](h)
     }
-    func backward(_ dy: Tensor) -> Tensor {
+    public func backward(_ dy: Tensor) -> Tensor {
         var g = resnets[1].backward(dy).0
         if let a = attentions.first { g = a.spatialBackward(g) }
         return resnets[0].backward(g).0
@@ -174,12 +174,12 @@ public final class VAEEncoder: Module {
         [("conv_in", convIn)] + indexed(downBlocks).map { ("down_blocks." + $0.0, $0.1) }
             + [("mid_block", midBlock), ("conv_norm_out", convNormOut), ("conv_out", convOut)]
     }
-    func callAsFunction(_ x: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor) -> Tensor {
         var h = convIn(x)
         for b in downBlocks { h = b(h) }
         return convOut(convNormOut(midBlock(h), silu: true))
     }
-    func backward(_ dy: Tensor) -> Tensor {
+    public func backward(_ dy: Tensor) -> Tensor {
         var g = midBlock.backward(convNormOut.backward(convOut.backward(dy)!, silu: true))
         for b in downBlocks.reversed() { g = b.backward(g) }
         return convIn.backward(g)!
@@ -207,12 +207,12 @@ public final class VAEDecoder: Module {
         [("conv_in", convIn), ("mid_block", midBlock)] + indexed(upBlocks).map { ("up_blocks." + $0.0, $0.1) }
             + [("conv_norm_out", convNormOut), ("conv_out", convOut)]
     }
-    func callAsFunction(_ z: Tensor) -> Tensor {
+    public func callAsFunction(_ z: Tensor) -> Tensor {
         var h = midBlock(convIn(z))
         for b in upBlocks { h = b(h) }
         return convOut(convNormOut(h, silu: true))
     }
-    func backward(_ dy: Tensor) -> Tensor {
+    public func backward(_ dy: Tensor) -> Tensor {
         var g = convNormOut.backward(convOut.backward(dy)!, silu: true)
         for b in upBlocks.reversed() { g = b.backward(g) }
         return convIn.backward(midBlock.backward(g))!

@@ -1,2 +1,35 @@
+// `ldm`: the command line. Thin: each subcommand turns its arguments into a library configuration.
+// Errors print as one line, `ldm: error: <message>`, with a non-zero exit.
+
+import ArgumentParser
+import Foundation
 import LDMCore
-print(BLAS.coreName)
+
+struct LDM: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ldm",
+        abstract: "Latent-diffusion text-to-image on the CPU: generate, edit, train, measure.",
+        subcommands: [ImageCommand.self, InspectCommand.self, BenchCommand.self, TrainCommand.self])
+}
+
+/// Prints one error line and exits with status 1 (2 for usage mistakes).
+func fail(_ message: String, code: Int32 = 1) -> Never {
+    let oneLine = message.split(whereSeparator: \.isNewline).joined(separator: " ")
+    FileHandle.standardError.write("ldm: error: \(oneLine)\n".data(using: .utf8)!)
+    exit(code)
+}
+
+do {
+    var command = try LDM.parseAsRoot()
+    do {
+        try command.run()
+    } catch {
+        if error is CleanExit || error is ExitCode { LDM.exit(withError: error) }
+        fail("\(error)")
+    }
+} catch {
+    // Help and version requests print as usual; argument mistakes are one line.
+    let code = LDM.exitCode(for: error)
+    if code == .success { LDM.exit(withError: error) }
+    fail(LDM.message(for: error), code: 2)
+}

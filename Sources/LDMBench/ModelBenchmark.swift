@@ -1,0 +1,88 @@
+// `ldm bench unet | vae | text`: seconds per call and peak memory of one network, from a model folder
+// or from a known architecture with random weights.
+
+import Foundation
+import LDMCore
+import LDMModels
+
+/// Result of timing one network call.
+public struct ModelTiming: Codable, Sendable {
+    public var network: String
+    public var shape: String
+    public var parameters: Int
+    public var secondsPerCall: Double
+    public var calls: Int
+    /// Most bytes held by tensors during the timed calls.
+    public var peakTensorBytes: Int
+    /// Peak resident set size of the process so far (VmHWM).
+    public var peakResidentBytes: Int
+    public var blas: String
+}
+
+/// Fills a model with small random weights (timing does not depend on their values, but keeps them finite).
+public func randomize(_ m: Module, seed: UInt64) {
+    var rng = SwiftRandomSource(seed: seed)
+    m.initializeWeights(&rng)
+}
+
+func time(_ name: String, shape: String, parameters: Int, calls: Int, _ body: () throws -> Void) rethrows -> ModelTiming {
+    try body() // warm-up (first-touch of buffers)
+    MemoryStatistics.resetPeak()
+    var total = 0.0
+    for _ in 0..<calls {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        try body()
+        total += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+    }
+    return ModelTiming(network: name, shape: shape, parameters: parameters, secondsPerCall: total / Double(calls), calls: calls,
+                       peakTensorBytes: MemoryStatistics.peakBytes, peakResidentBytes: MemoryStatistics.peakResidentBytes,
+                       blas: blasDescription)
+}
+
+/// Times U-Net calls on a random latent of `latent`×`latent`, batch `batch`, context of 77 tokens.
+public func benchmarkUNet(_ unet: UNet2DConditionModel, latent: Int, batch: Int, calls: Int) -> ModelTiming {
+    var rng = SwiftRandomSource(seed: 1)
+    let c = unet.config
+    let x = Tensor(shape: [batch, c.inChannels, latent, latent], rng.normal(count: batch * c.inChannels * latent * latent))
+    let ctx = Tensor(shape: [batch, 77, c.crossAttentionDim], rng.normal(count: batch * 77 * c.crossAttentionDim))
+    return time("unet", shape: "latent \(latent)×\(latent), batch \(batch)", parameters: unet.parameterCount, calls: calls) {
+        _ = unet(x, timesteps: Array(repeating: 500, count: batch), context: ctx)
+    }
+}
+
+/// Times VAE decodes of a random latent to `size`×`size` pixels.
+public func benchmarkVAEDecode(_ vae: AutoencoderKL, size: Int, batch: Int, calls: Int) -> ModelTiming {
+    var rng = SwiftRandomSource(seed: 2)
+    let l = size / vae.config.downsamplingFactor, ch = vae.config.latentChannels
+    let z = Tensor(shape: [batch, ch, l, l], rng.normal(count: batch * ch * l * l))
+    return time("vae decode", shape: "\(size)×\(size), batch \(batch)", parameters: vae.decoder.parameterCount, calls: calls) {
+        _ = vae.decode(z)
+    }
+}
+
+/// Times VAE encodes of a random image of `size`×`size`.
+public func benchmarkVAEEncode(_ vae: AutoencoderKL, size: Int, batch: Int, calls: Int) -> ModelTiming {
+    var rng = SwiftRandomSource(seed: 3)
+    let x = Tensor(shape: [batch, 3, size, size], rng.uniform(count: batch * 3 * size * size).map { $0 * 2 - 1 })
+    return time("vae encode", shape: "\(size)×\(size), batch \(batch)", parameters: vae.encoder.parameterCount, calls: calls) {
+        _ = vae.encode(x)
+    }
+}
+
+/// Times text-encoder calls on `batch` sequences of the full 77 tokens.
+public func benchmarkText(_ model: CLIPTextModel, batch: Int, calls: Int) throws -> ModelTiming {
+    let l = model.config.maxPositionEmbeddings
+    let ids = (0..<batch).map { b in (0..<l).map { Int32(($0 * 7 + b) % model.config.vocabSize) } }
+    return try time("text encoder", shape: "\(batch)×\(l) tokens", parameters: model.parameterCount, calls: calls) {
+        _ = try model(ids)
+    }
+}
+
+extension ModelTiming {
+    /// One line for the terminal.
+    public var summary: String {
+        String(format: "%@ (%@, %@ parameters): %.3f s per call over %d calls; peak tensors %.2f GiB, peak RSS %.2f GiB; %@",
+               network, shape, groupedDigits(parameters), secondsPerCall, calls,
+               Double(peakTensorBytes) / 1_073_741_824, Double(peakResidentBytes) / 1_073_741_824, blas)
+    }
+}

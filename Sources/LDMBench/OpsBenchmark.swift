@@ -1,0 +1,43 @@
+// `ldm bench ops`: GFLOP/s of the kernels the models spend their time in, with sgemm as the ceiling.
+
+import Foundation
+import LDMCore
+
+/// Runs the op benchmarks and returns one row per kernel (figures: gflops, seconds, gflop).
+public func benchmarkOps(quick: Bool = false) -> [BenchRow] {
+    var rows: [BenchRow] = []
+    var rng = SwiftRandomSource(seed: 0)
+    func random(_ shape: [Int]) -> Tensor { Tensor(shape: shape, rng.normal(count: shape.reduce(1, *))) }
+    let repeats = quick ? 1 : 3
+
+    // sgemm: the ceiling.
+    let n = quick ? 512 : 2048
+    let a = random([n, n]), b = random([n, n]), c = Tensor(zeros: [n, n])
+    let tg = bestTime(repeats: repeats) {
+        BLAS.gemm(m: n, n: n, k: n, a: a.data, lda: n, b: b.data, ldb: n, c: c.data, ldc: n)
+    }
+    let fg = 2 * Double(n * n * n) / 1e9
+    rows.append(BenchRow(name: "sgemm \(n)×\(n)×\(n)", figures: ["gflops": fg / tg, "seconds": tg, "gflop": fg]))
+
+    // 3×3 convolutions at Stable Diffusion shapes (batch 2, as with classifier-free guidance).
+    let convs: [(Int, Int)] = quick ? [(64, 32)] : [(320, 64), (640, 32), (1280, 16), (1280, 8)]
+    for (ch, hw) in convs {
+        let x = random([2, ch, hw, hw]), w = random([ch, ch, 3, 3]), bias = random([ch])
+        let t = bestTime(repeats: repeats) { _ = conv2d(x, weight: w, bias: bias, stride: 1, padding: 1) }
+        let f = 2 * Double(2 * ch * hw * hw * ch * 9) / 1e9
+        rows.append(BenchRow(name: "conv2d 3×3 \(ch)→\(ch) at \(hw)×\(hw), batch 2",
+                             figures: ["gflops": f / t, "seconds": t, "gflop": f]))
+    }
+
+    // Attention: 4096 tokens (64×64 latent), 8 heads of 40 (SD1.x's first level), batch 2.
+    let tokens = quick ? 256 : 4096, heads = 8, dh = 40
+    let q = random([2, tokens, heads * dh]), k = random([2, tokens, heads * dh]), v = random([2, tokens, heads * dh])
+    let ta = bestTime(repeats: repeats) { _ = attention(q: q, k: k, v: v, heads: heads) }
+    let fa = 2 * 2 * Double(2 * heads * tokens * tokens * dh) / 1e9
+    rows.append(BenchRow(name: "attention \(tokens) tokens, \(heads)×\(dh), batch 2",
+                         figures: ["gflops": fa / ta, "seconds": ta, "gflop": fa],
+                         notes: "QKᵀ and PV products counted; softmax not"))
+    let ceiling = rows[0].figures["gflops"]!
+    for i in rows.indices { rows[i].figures["of_sgemm"] = rows[i].figures["gflops"]! / ceiling }
+    return rows
+}

@@ -1,0 +1,242 @@
+// Training the KL autoencoder: L1 + L2 reconstruction and a small KL term.
+//
+//   z = μ + σ ε,  x̂ = D(z)
+//   L = w₁ mean|x̂ − x| + w₂ mean (x̂ − x)² + w_KL · mean ½(μ² + σ² − 1 − log σ²)
+
+import Foundation
+import LDMCore
+import LDMIO
+import LDMModels
+
+/// Settings of a VAE training run (saved in the run folder as `vae-training.json`).
+public struct VAETrainingConfig: Codable, Sendable {
+    /// Channels per level; the image is halved between levels (2 levels → f = 2, 3 → f = 4, 4 → f = 8).
+    public var blockOutChannels: [Int] = [32, 64, 64]
+    /// Residual blocks per encoder level.
+    public var layersPerBlock: Int = 1
+    /// Latent channels.
+    public var latentChannels: Int = 4
+    /// Group-norm groups.
+    public var normNumGroups: Int = 16
+    /// Images per step.
+    public var batchSize: Int = 16
+    /// Total optimiser steps.
+    public var steps: Int = 5000
+    /// Peak learning rate, warm-up steps.
+    public var learningRate: Float = 1e-3
+    public var warmupSteps: Int = 200
+    /// Loss weights.
+    public var l1Weight: Float = 1, l2Weight: Float = 1, klWeight: Float = 1e-5
+    /// EMA decay of the weights that are exported.
+    public var emaDecay: Float = 0.999
+    /// Gradient clipping (global norm).
+    public var maxGradNorm: Float = 1
+    /// Seed of the initial weights and of every step's noise.
+    public var seed: UInt64 = 0
+    /// Steps between checkpoints and between sample grids.
+    public var checkpointEvery: Int = 500
+    public var sampleEvery: Int = 500
+    /// Held-out images scored for PSNR.
+    public var heldOutCount: Int = 64
+
+    public init() {}
+
+    /// The model configuration these settings describe.
+    public var vaeConfig: VAEConfig {
+        VAEConfig(blockOutChannels: blockOutChannels, layersPerBlock: layersPerBlock, latentChannels: latentChannels,
+                  normNumGroups: normNumGroups, sampleSize: 64, scalingFactor: 1)
+    }
+}
+
+/// Progress of a training run, reported to the caller once per step.
+public struct TrainingProgress {
+    public var step: Int
+    public var totalSteps: Int
+    public var loss: Float
+    public var samplesPerSecond: Double
+    public var elapsed: Double
+    public var message: String?
+}
+
+/// Runs (or resumes) VAE training in a run folder.
+public final class VAETrainer {
+    public let config: VAETrainingConfig
+    public let vae: AutoencoderKL
+    public let dataset: ImageCaptionDataset
+    public let heldOut: ImageCaptionDataset
+    public let store: CheckpointStore
+    let params: [(String, Parameter)]
+    let optimizer: AdamW
+    let ema: EMA
+    public private(set) var step = 0
+
+    public init(config: VAETrainingConfig, dataset: ImageCaptionDataset, heldOut: ImageCaptionDataset, runFolder: URL) throws {
+        guard config.batchSize >= 1, config.steps >= 1 else { throw TrainingError.invalidArgument("batch size and steps must be at least 1") }
+        self.config = config
+        self.dataset = dataset
+        self.heldOut = heldOut
+        vae = try AutoencoderKL(config: config.vaeConfig)
+        var rng = SwiftRandomSource(seed: config.seed)
+        vae.initializeWeights(&rng)
+        params = vae.namedParameters()
+        optimizer = AdamW(params, weightDecay: 0)
+        ema = EMA(params, decay: config.emaDecay)
+        store = CheckpointStore(folder: runFolder)
+    }
+
+    /// Loads the newest complete checkpoint; returns its step, or nil when there is none.
+    @discardableResult
+    public func resume() throws -> Int? {
+        guard let (s, url) = store.latest() else { return nil }
+        let weights = try loadTensors(url.appendingPathComponent("model.safetensors"))
+        for (name, p) in params {
+            guard let t = weights[name], t.count == p.value.count else { throw TrainingError.badCheckpoint("\(url.path) lacks \(name)") }
+            p.value.copy(from: t)
+        }
+        let emaWeights = try loadTensors(url.appendingPathComponent("ema.safetensors"))
+        for (name, t) in ema.shadows {
+            guard let w = emaWeights[name] else { throw TrainingError.badCheckpoint("\(url.path) lacks EMA \(name)") }
+            t.copy(from: w)
+        }
+        try optimizer.restore(step: s, moments: loadTensors(url.appendingPathComponent("optimizer.safetensors")))
+        step = s
+        return s
+    }
+
+    /// Writes a checkpoint of the current state.
+    @discardableResult
+    public func checkpoint() throws -> URL {
+        try store.save(step: step) { dir in
+            try saveTensors(params.map { ($0.0, $0.1.value) }, to: dir.appendingPathComponent("model.safetensors"))
+            try saveTensors(ema.shadows, to: dir.appendingPathComponent("ema.safetensors"))
+            try saveTensors(optimizer.namedState, to: dir.appendingPathComponent("optimizer.safetensors"))
+            try writeDurably(try JSONEncoder().encode(config), to: dir.appendingPathComponent("vae-training.json"))
+        }
+    }
+
+    /// One optimiser step on batch `step`; returns the loss.
+    public func trainStep() throws -> Float {
+        let b = config.batchSize
+        let (x, _) = try dataset.batch(from: step * b, count: b)
+        var rng = stepRandom(seed: config.seed, step: step, stream: 1)
+        vae.setTraining(true)
+        vae.zeroGradients()
+        // Forward: moments → (μ, log σ²) → z → x̂.
+        var moments = vae.encoder(x)
+        if let q = vae.quantConv { moments = q(moments) }
+        let l = config.latentChannels
+        let parts = split(moments, sizes: [l, l], dim: 1)
+        let mu = parts[0], logvarRaw = parts[1]
+        let eps = rng.normal(count: mu.count)
+        let z = Tensor(uninitialized: mu.shape)
+        for i in 0..<mu.count {
+            let lv = min(max(logvarRaw.data[i], -30), 20)
+            z.data[i] = mu.data[i] + expf(0.5 * lv) * eps[i]
+        }
+        let zq = vae.postQuantConv.map { $0(z) } ?? z
+        let xhat = vae.decoder(zq)
+        // Loss and its gradient with respect to x̂.
+        let n = Float(x.count), nl = Float(mu.count)
+        var l1 = 0.0, l2 = 0.0, kl = 0.0
+        let dx = Tensor(uninitialized: x.shape)
+        for i in 0..<x.count {
+            let d = xhat.data[i] - x.data[i]
+            l1 += Double(abs(d)); l2 += Double(d * d)
+            let sign: Float = d > 0 ? 1 : (d < 0 ? -1 : 0)
+            dx.data[i] = (config.l1Weight * sign + config.l2Weight * 2 * d) / n
+        }
+        // Backward through the decoder, the sampling and the KL term.
+        var dzq = vae.decoder.backward(dx)
+        if let pq = vae.postQuantConv { dzq = pq.backward(dzq)! }
+        let dmu = Tensor(uninitialized: mu.shape), dlv = Tensor(uninitialized: mu.shape)
+        for i in 0..<mu.count {
+            let raw = logvarRaw.data[i]
+            let lv = min(max(raw, -30), 20)
+            let sigma = expf(0.5 * lv), m = mu.data[i]
+            let var_ = sigma * sigma
+            let klTerm: Float = 0.5 * (m * m + var_ - 1 - lv)
+            kl += Double(klTerm)
+            let g = dzq.data[i]
+            dmu.data[i] = g + config.klWeight * m / nl
+            let inRange: Float = (raw > -30 && raw < 20) ? 1 : 0
+            let dSample: Float = g * eps[i] * 0.5 * sigma
+            let dKL: Float = config.klWeight * 0.5 * (var_ - 1) / nl
+            dlv.data[i] = inRange * (dSample + dKL)
+        }
+        var dmoments = concat([dmu, dlv], dim: 1)
+        if let q = vae.quantConv { dmoments = q.backward(dmoments)! }
+        _ = vae.encoder.backward(dmoments)
+        vae.setTraining(false)
+        optimizer.clipGradients(maxNorm: config.maxGradNorm)
+        let schedule = LearningRateSchedule(peak: config.learningRate, warmupSteps: config.warmupSteps, totalSteps: config.steps,
+                                            floor: config.learningRate * 0.05)
+        optimizer.update(lr: schedule(step))
+        ema.update(params, step: step)
+        step += 1
+        let rec = Double(config.l1Weight) * l1 / Double(n) + Double(config.l2Weight) * l2 / Double(n)
+        return Float(rec + Double(config.klWeight) * kl / Double(nl))
+    }
+
+    /// Runs until `config.steps` (or an interrupt), checkpointing periodically and at the end.
+    public func run(report: (TrainingProgress) -> Void) throws {
+        let start = Date()
+        var lastReport = Date(), samplesSince = 0
+        let first = step
+        while step < config.steps {
+            let loss = try trainStep()
+            samplesSince += config.batchSize
+            let now = Date()
+            let rate = Double(samplesSince) / max(now.timeIntervalSince(lastReport), 1e-9)
+            var message: String?
+            if step % config.sampleEvery == 0 || step == config.steps {
+                message = String(format: "held-out PSNR %.2f dB (EMA weights)", try heldOutPSNR(useEMA: true))
+            }
+            if step % config.checkpointEvery == 0 || step == config.steps || InterruptFlag.isSet {
+                let url = try checkpoint()
+                message = (message.map { $0 + "; " } ?? "") + "checkpoint \(url.lastPathComponent)"
+            }
+            if now.timeIntervalSince(lastReport) > 5 || message != nil || step == first + 1 {
+                report(TrainingProgress(step: step, totalSteps: config.steps, loss: loss, samplesPerSecond: rate,
+                                        elapsed: now.timeIntervalSince(start), message: message))
+                lastReport = now; samplesSince = 0
+            }
+            if InterruptFlag.isSet { return }
+        }
+    }
+
+    /// Copies the EMA weights into a fresh model (for export / evaluation).
+    public func emaModel() throws -> AutoencoderKL {
+        let m = try AutoencoderKL(config: config.vaeConfig)
+        for ((_, p), (_, s)) in zip(m.namedParameters(), ema.shadows) { p.value.copy(from: s) }
+        return m
+    }
+
+    /// Mean PSNR (dB, images in [0, 1]) of reconstructions x̂ = D(μ) over the held-out set.
+    public func heldOutPSNR(useEMA: Bool) throws -> Double {
+        let model = useEMA ? try emaModel() : vae
+        return try reconstructionPSNR(model, heldOut, count: config.heldOutCount)
+    }
+}
+
+/// Mean PSNR over `count` images of `dataset`, decoding the posterior mean.
+public func reconstructionPSNR(_ vae: AutoencoderKL, _ dataset: ImageCaptionDataset, count: Int, batch: Int = 16) throws -> Double {
+    var total = 0.0
+    var done = 0
+    while done < count {
+        let n = min(batch, count - done)
+        let (x, _) = try dataset.batch(from: done, count: n)
+        let y = vae.decode(vae.encode(x).mean)
+        let per = x.count / n
+        for i in 0..<n {
+            var mse = 0.0
+            for j in 0..<per {
+                let a = Double(min(max(y.data[i * per + j], -1), 1) + 1) / 2, b = Double(x.data[i * per + j] + 1) / 2
+                mse += (a - b) * (a - b)
+            }
+            mse /= Double(per)
+            total += 10 * log10(1 / max(mse, 1e-12))
+        }
+        done += n
+    }
+    return total / Double(count)
+}
