@@ -332,3 +332,9 @@ public struct CLIPTokenizer: Sendable {
         return merges
     }
 }
+
+/// Pieces of CLIP's vocabulary format that tools building their own vocabularies need.
+public enum CLIPVocabulary {
+    /// The 256 printable characters standing for bytes 0…255 (`bytes_to_unicode`), in id order.
+    public static var byteCharacters: [Character] { CLIPText.byteCharacters }
+}

@@ -40,7 +40,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     struct Ops: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "GFLOP/s of sgemm, 3×3 convolutions and attention.")
+        static let configuration = CommandConfiguration(commandName: "ops", abstract: "GFLOP/s of sgemm, 3×3 convolutions and attention.")
         @OptionGroup var output: Output
         @Flag(help: "Small sizes, for a quick check.") var quick = false
 
@@ -55,7 +55,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     struct UNet: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Seconds per U-Net call and peak memory.")
+        static let configuration = CommandConfiguration(commandName: "unet", abstract: "Seconds per U-Net call and peak memory.")
         @OptionGroup var choice: ModelChoice
         @OptionGroup var output: Output
         @Option(help: "Latent height and width.") var latent: Int = 64
@@ -78,7 +78,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     struct VAE: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Seconds per VAE decode (and encode) and peak memory.")
+        static let configuration = CommandConfiguration(commandName: "vae", abstract: "Seconds per VAE decode (and encode) and peak memory.")
         @OptionGroup var choice: ModelChoice
         @OptionGroup var output: Output
         @Option(help: "Image height and width in pixels.") var size: Int = 512
@@ -103,7 +103,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     struct Text: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Seconds per text-encoder call and peak memory.")
+        static let configuration = CommandConfiguration(commandName: "text", abstract: "Seconds per text-encoder call and peak memory.")
         @OptionGroup var choice: ModelChoice
         @OptionGroup var output: Output
         @Option(help: "Prompts per call (2 = prompt + negative prompt).") var batch: Int = 2

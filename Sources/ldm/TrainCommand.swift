@@ -1,9 +1,124 @@
-// `ldm train vae | unet`: training runs with progress, checkpoints and resume.
+// `ldm train vae | unet`: training runs with progress, checkpoints, resume and export.
 
 import ArgumentParser
 import Foundation
+import LDMCore
+import LDMModels
+import LDMTraining
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "train", abstract: "Train the VAE, or the U-Net with its text encoder.", subcommands: [])
+        commandName: "train", abstract: "Train the VAE, or the U-Net with its text encoder.",
+        subcommands: [VAE.self, UNet.self])
+
+    /// Options every training run has.
+    struct RunOptions: ParsableArguments {
+        @Option(help: "Run folder: checkpoints, logs and the training settings live here.")
+        var run: String
+        @Flag(help: "Continue from the newest complete checkpoint in the run folder.")
+        var resume = false
+        @Option(help: "Total optimiser steps.") var steps: Int?
+        @Option(help: "Images per step.") var batch: Int?
+        @Option(help: "Peak learning rate.") var lr: Float?
+        @Option(help: "Seed of the initial weights and the noise.") var seed: UInt64?
+        @Option(help: "Steps between checkpoints.") var checkpointEvery: Int?
+        @Option(help: "Training images: 'shapes' (generated) or a folder of PNGs with .txt captions.")
+        var dataset: String = "shapes"
+        @Option(help: "Write the trained (EMA) model here when the run ends.") var export: String?
+
+        func validate() throws {
+            if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
+            if let batch, batch < 1 { throw ValidationError("--batch must be at least 1") }
+        }
+
+        var folder: URL { URL(fileURLWithPath: run) }
+
+        func makeDataset() throws -> (ImageCaptionDataset, ImageCaptionDataset) {
+            if dataset == "shapes" { return (ShapesDataset(seed: 1), ShapesDataset(seed: 2)) }
+            let d = try FolderImageDataset(directory: dataset, size: 64)
+            return (d, d)
+        }
+    }
+
+    static func report(_ p: ProgressReporter, _ t: TrainingProgress) {
+        let detail = String(format: "loss %.4f  %.1f samples/s", t.loss, t.samplesPerSecond)
+        p.report(step: t.step, total: t.totalSteps, elapsed: t.elapsed, detail: detail)
+        if let m = t.message { p.note("step \(t.step): \(m)") }
+    }
+
+    struct VAE: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "vae", abstract: "Train the KL autoencoder (L1 + L2 + small KL).")
+        @OptionGroup var options: RunOptions
+        @Option(help: "Channels per level, comma separated (3 levels: f = 4; 4 levels: f = 8).")
+        var channels: String?
+        @Option(help: "Latent channels.") var latentChannels: Int?
+        @Option(help: "Residual blocks per level.") var layers: Int?
+
+        func run() throws {
+            var c = VAETrainingConfig()
+            if let channels {
+                let list = channels.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+                guard list.count >= 1, list.count == channels.split(separator: ",").count else {
+                    throw ValidationError("--channels must be a comma-separated list of integers")
+                }
+                c.blockOutChannels = list
+            }
+            if let v = latentChannels { c.latentChannels = v }
+            if let v = layers { c.layersPerBlock = v }
+            if let v = options.steps { c.steps = v }
+            if let v = options.batch { c.batchSize = v }
+            if let v = options.lr { c.learningRate = v }
+            if let v = options.seed { c.seed = v }
+            if let v = options.checkpointEvery { c.checkpointEvery = v; c.sampleEvery = v }
+            let (train, heldOut) = try options.makeDataset()
+            let trainer = try VAETrainer(config: c, dataset: train, heldOut: heldOut, runFolder: options.folder)
+            let progress = ProgressReporter(label: "train vae")
+            if options.resume, let s = try trainer.resume() { progress.note("resumed from step \(s)") }
+            progress.note("VAE \(groupedDigits(trainer.vae.parameterCount)) parameters, f = \(c.vaeConfig.downsamplingFactor), batch \(c.batchSize); run folder \(options.run)")
+            InterruptFlag.install()
+            try trainer.run { TrainCommand.report(progress, $0) }
+            if let export = options.export, trainer.step >= c.steps {
+                let url = URL(fileURLWithPath: export)
+                let psnr = try trainer.heldOutPSNR(useEMA: true)
+                let model = try trainer.emaModel()
+                try exportVAE(model, heldOut: heldOut, to: url)
+                progress.note(String(format: "exported to %@ (held-out PSNR %.2f dB, scaling factor %.5f)", export, psnr,
+                                     model.config.scalingFactor))
+            }
+        }
+    }
+
+    struct UNet: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "unet", abstract: "Train the U-Net and the text encoder jointly on a frozen VAE.")
+        @OptionGroup var options: RunOptions
+        @Option(help: "Folder of the trained VAE (config.json + weights).") var vae: String
+        @Option(help: "U-Net channels per level, comma separated.") var channels: String?
+        @Option(help: "epsilon or v_prediction.") var prediction: String?
+
+        func run() throws {
+            var c = DiffusionTrainingConfig()
+            if let channels {
+                c.blockOutChannels = channels.split(separator: ",").compactMap { Int($0) }
+            }
+            if let v = prediction { c.predictionType = v }
+            if let v = options.steps { c.steps = v }
+            if let v = options.batch { c.batchSize = v }
+            if let v = options.lr { c.learningRate = v }
+            if let v = options.seed { c.seed = v }
+            if let v = options.checkpointEvery { c.checkpointEvery = v }
+            let (train, _) = try options.makeDataset()
+            let captions = try (0..<5000).map { try train.sample($0).caption }
+            let trainer = try DiffusionTrainer(config: c, vaeFolder: URL(fileURLWithPath: vae), dataset: train, captions: captions,
+                                               runFolder: options.folder)
+            let progress = ProgressReporter(label: "train unet")
+            if options.resume, let s = try trainer.resume() { progress.note("resumed from step \(s)") }
+            progress.note("U-Net \(groupedDigits(trainer.unet.parameterCount)) + text encoder \(groupedDigits(trainer.text.parameterCount)) parameters, vocabulary \(trainer.tokenizer.vocabularySize), batch \(c.batchSize)")
+            InterruptFlag.install()
+            try trainer.run(report: { TrainCommand.report(progress, $0) })
+            if let export = options.export, trainer.step >= c.steps {
+                try exportDiffusionModel(trainer, to: URL(fileURLWithPath: export))
+                progress.note("exported to \(export)")
+            }
+        }
+    }
 }

@@ -16,17 +16,23 @@ public struct Conv2dShape: Sendable {
 /// Largest column buffer, in floats, built at once (64 MB).
 nonisolated(unsafe) var maxColumnFloats = 16 << 20
 
-/// Fills `col` [in·kh·kw, rows·outW] with the input patches for output rows `oy0 ..< oy0+rows` of one image.
+/// Fills `col` (rows of length `ld`, starting at column `offset`) with the input patches for output rows
+/// `oy0 ..< oy0+rows` of one image: row (c·kh + ky)·kw + kx holds x[c, oy·s − p + ky, ox·s − p + kx].
 @inline(__always)
-func im2col(_ x: UnsafePointer<Float>, _ g: Conv2dShape, oy0: Int, rows: Int, col: UnsafeMutablePointer<Float>) {
+func im2col(_ x: UnsafePointer<Float>, _ g: Conv2dShape, oy0: Int, rows: Int, col: UnsafeMutablePointer<Float>,
+            ld: Int? = nil, offset: Int = 0) {
     let ow = g.outWidth, h = g.height, w = g.width, s = g.stride, p = g.padding
     let kh = g.kernelH, kw = g.kernelW
     let cols = rows * ow
+    let stride = ld ?? cols
     Parallel.forEach(g.inChannels, cost: kh * kw * cols) { c in
         let plane = x + c * h * w
         for ky in 0..<kh {
             for kx in 0..<kw {
-                let dst = col + ((c * kh + ky) * kw + kx) * cols
+                let dst = col + ((c * kh + ky) * kw + kx) * stride + offset
+                // Output columns whose input column lies inside the image: lo ..< hi.
+                let lo = min(ow, max(0, (p - kx + s - 1) / s))
+                let hi = max(lo, min(ow, (w + p - kx + s - 1) / s))
                 for r in 0..<rows {
                     let iy = (oy0 + r) * s - p + ky
                     let d = dst + r * ow
@@ -34,19 +40,14 @@ func im2col(_ x: UnsafePointer<Float>, _ g: Conv2dShape, oy0: Int, rows: Int, co
                         d.update(repeating: 0, count: ow)
                         continue
                     }
-                    let src = plane + iy * w
+                    let src = plane + iy * w - p + kx
+                    if lo > 0 { d.update(repeating: 0, count: lo) }
                     if s == 1 {
-                        // Contiguous run: ix = ox - p + kx.
-                        let lo = max(0, p - kx), hi = min(ow, w + p - kx)
-                        if lo > 0 { d.update(repeating: 0, count: min(lo, ow)) }
-                        if hi > lo { (d + lo).update(from: src + lo - p + kx, count: hi - lo) }
-                        if hi < ow { (d + max(hi, 0)).update(repeating: 0, count: ow - max(hi, 0)) }
+                        if hi > lo { (d + lo).update(from: src + lo, count: hi - lo) }
                     } else {
-                        for ox in 0..<ow {
-                            let ix = ox * s - p + kx
-                            d[ox] = (ix >= 0 && ix < w) ? src[ix] : 0
-                        }
+                        for ox in lo..<hi { d[ox] = src[ox * s] }
                     }
+                    if hi < ow { (d + hi).update(repeating: 0, count: ow - hi) }
                 }
             }
         }
@@ -55,22 +56,28 @@ func im2col(_ x: UnsafePointer<Float>, _ g: Conv2dShape, oy0: Int, rows: Int, co
 
 /// Adds the column-matrix gradient back into the input gradient (the adjoint of `im2col`).
 @inline(__always)
-func col2im(_ col: UnsafePointer<Float>, _ g: Conv2dShape, oy0: Int, rows: Int, dx: UnsafeMutablePointer<Float>) {
+func col2im(_ col: UnsafePointer<Float>, _ g: Conv2dShape, oy0: Int, rows: Int, dx: UnsafeMutablePointer<Float>,
+            ld: Int? = nil, offset: Int = 0) {
     let ow = g.outWidth, h = g.height, w = g.width, s = g.stride, p = g.padding
     let kh = g.kernelH, kw = g.kernelW
     let cols = rows * ow
+    let stride = ld ?? cols
     Parallel.forEach(g.inChannels, cost: kh * kw * cols) { c in
         let plane = dx + c * h * w
         for ky in 0..<kh {
             for kx in 0..<kw {
-                let src = col + ((c * kh + ky) * kw + kx) * cols
+                let src = col + ((c * kh + ky) * kw + kx) * stride + offset
+                let lo = min(ow, max(0, (p - kx + s - 1) / s))
+                let hi = max(lo, min(ow, (w + p - kx + s - 1) / s))
                 for r in 0..<rows {
                     let iy = (oy0 + r) * s - p + ky
                     if iy < 0 || iy >= h { continue }
-                    let d = plane + iy * w
-                    for ox in 0..<ow {
-                        let ix = ox * s - p + kx
-                        if ix >= 0 && ix < w { d[ix] += src[r * ow + ox] }
+                    let d = plane + iy * w - p + kx
+                    let sr = src + r * ow
+                    if s == 1 {
+                        for ox in lo..<hi { d[ox] += sr[ox] }
+                    } else {
+                        for ox in lo..<hi { d[ox * s] += sr[ox] }
                     }
                 }
             }
@@ -83,6 +90,13 @@ func bandRows(_ g: Conv2dShape) -> Int {
     max(1, min(g.outHeight, maxColumnFloats / max(1, g.columnRows * g.outWidth)))
 }
 
+/// Images whose whole column matrices are built side by side for one GEMM (1 when a single image
+/// needs bands). Wide GEMMs keep the BLAS kernel busy when images are small.
+func imagesPerGEMM(_ g: Conv2dShape, batch: Int) -> Int {
+    let perImage = g.columnRows * g.outHeight * g.outWidth
+    return perImage > maxColumnFloats ? 1 : max(1, min(batch, maxColumnFloats / max(perImage, 1)))
+}
+
 /// conv2d(x [N, C, H, W], weight [O, C, kh, kw], bias [O]) with equal stride and padding on both axes.
 public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0) -> Tensor {
     precondition(x.rank == 4 && weight.rank == 4 && weight.shape[1] == x.shape[1],
@@ -90,27 +104,58 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, 
     let g = Conv2dShape(inChannels: x.shape[1], outChannels: weight.shape[0], kernelH: weight.shape[2],
                         kernelW: weight.shape[3], stride: stride, padding: padding,
                         height: x.shape[2], width: x.shape[3])
-    let n = x.shape[0], oh = g.outHeight, ow = g.outWidth, k = g.columnRows
-    let y = Tensor(uninitialized: [n, g.outChannels, oh, ow])
-    let outPlane = oh * ow
-    if g.isPointwise {
+    let n = x.shape[0], oh = g.outHeight, ow = g.outWidth, k = g.columnRows, o = g.outChannels
+    let y = Tensor(uninitialized: [n, o, oh, ow])
+    let outPlane = oh * ow, inImage = g.inChannels * g.height * g.width
+    let group = imagesPerGEMM(g, batch: n)
+    if group > 1 {
+        // Several images in one GEMM: col [K, group·HW] → tmp [O, group·HW] → y[i, O, HW].
+        let wide = group * outPlane
+        let col = g.isPointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: k * wide)
+        let tmp = UnsafeMutablePointer<Float>.allocate(capacity: o * wide)
+        defer { col?.deallocate(); tmp.deallocate() }
+        var i0 = 0
+        while i0 < n {
+            let m = min(group, n - i0)
+            let cols = m * outPlane
+            let src: UnsafeMutablePointer<Float>
+            if let col {
+                for j in 0..<m { im2col(x.data + (i0 + j) * inImage, g, oy0: 0, rows: oh, col: col, ld: cols, offset: j * outPlane) }
+                src = col
+            } else {
+                // 1×1: the input planes are the columns; gather them side by side.
+                let gathered = UnsafeMutablePointer<Float>.allocate(capacity: k * cols)
+                for j in 0..<m { for c in 0..<k {
+                    (gathered + c * cols + j * outPlane).update(from: x.data + (i0 + j) * inImage + c * outPlane, count: outPlane)
+                } }
+                src = gathered
+            }
+            BLAS.gemm(m: o, n: cols, k: k, a: weight.data, lda: k, b: src, ldb: cols, c: tmp, ldc: cols)
+            if col == nil { src.deallocate() }
+            let py = y.data
+            Parallel.forEach(m * o, cost: outPlane) { jo in
+                let j = jo / o, oc = jo % o
+                (py + ((i0 + j) * o + oc) * outPlane).update(from: tmp + oc * cols + j * outPlane, count: outPlane)
+            }
+            i0 += m
+        }
+    } else if g.isPointwise {
         for i in 0..<n {
-            BLAS.gemm(m: g.outChannels, n: outPlane, k: k, a: weight.data, lda: k,
-                      b: x.data + i * g.inChannels * outPlane, ldb: outPlane,
-                      c: y.data + i * g.outChannels * outPlane, ldc: outPlane)
+            BLAS.gemm(m: o, n: outPlane, k: k, a: weight.data, lda: k, b: x.data + i * inImage, ldb: outPlane,
+                      c: y.data + i * o * outPlane, ldc: outPlane)
         }
     } else {
         let band = bandRows(g)
         let col = UnsafeMutablePointer<Float>.allocate(capacity: k * band * ow)
         defer { col.deallocate() }
         for i in 0..<n {
-            let xi = x.data + i * g.inChannels * g.height * g.width
-            let yi = y.data + i * g.outChannels * outPlane
+            let xi = x.data + i * inImage
+            let yi = y.data + i * o * outPlane
             var oy = 0
             while oy < oh {
                 let rows = min(band, oh - oy)
                 im2col(xi, g, oy0: oy, rows: rows, col: col)
-                BLAS.gemm(m: g.outChannels, n: rows * ow, k: k, a: weight.data, lda: k, b: col, ldb: rows * ow,
+                BLAS.gemm(m: o, n: rows * ow, k: k, a: weight.data, lda: k, b: col, ldb: rows * ow,
                           c: yi + oy * ow, ldc: outPlane)
                 oy += rows
             }
@@ -126,29 +171,72 @@ public func conv2dBackward(_ dy: Tensor, x: Tensor, weight: Tensor, stride: Int 
     let g = Conv2dShape(inChannels: x.shape[1], outChannels: weight.shape[0], kernelH: weight.shape[2],
                         kernelW: weight.shape[3], stride: stride, padding: padding,
                         height: x.shape[2], width: x.shape[3])
-    let n = x.shape[0], oh = g.outHeight, ow = g.outWidth, k = g.columnRows, outPlane = oh * ow
+    let n = x.shape[0], oh = g.outHeight, ow = g.outWidth, k = g.columnRows, outPlane = oh * ow, o = g.outChannels
+    let inImage = g.inChannels * g.height * g.width
     if let biasGrad {
         let pb = biasGrad.data, pd = dy.data
         for i in 0..<n {
-            for o in 0..<g.outChannels {
+            for oc in 0..<o {
                 var s: Float = 0
-                let row = pd + (i * g.outChannels + o) * outPlane
+                let row = pd + (i * o + oc) * outPlane
                 for j in 0..<outPlane { s += row[j] }
-                pb[o] += s
+                pb[oc] += s
             }
         }
     }
     let dx: Tensor? = needInputGrad ? Tensor(zeros: x.shape) : nil
+    let group = imagesPerGEMM(g, batch: n)
+    if group > 1 {
+        let wide = group * outPlane
+        let col = UnsafeMutablePointer<Float>.allocate(capacity: k * wide)
+        let dyg = UnsafeMutablePointer<Float>.allocate(capacity: o * wide)
+        defer { col.deallocate(); dyg.deallocate() }
+        var i0 = 0
+        while i0 < n {
+            let m = min(group, n - i0)
+            let cols = m * outPlane
+            // Gather dy [m, O, HW] into [O, m·HW].
+            let pd = dy.data
+            Parallel.forEach(m * o, cost: outPlane) { jo in
+                let j = jo / o, oc = jo % o
+                (dyg + oc * cols + j * outPlane).update(from: pd + ((i0 + j) * o + oc) * outPlane, count: outPlane)
+            }
+            if let weightGrad {
+                for j in 0..<m {
+                    if g.isPointwise {
+                        for c in 0..<k { (col + c * cols + j * outPlane).update(from: x.data + (i0 + j) * inImage + c * outPlane, count: outPlane) }
+                    } else {
+                        im2col(x.data + (i0 + j) * inImage, g, oy0: 0, rows: oh, col: col, ld: cols, offset: j * outPlane)
+                    }
+                }
+                BLAS.gemm(transB: true, m: o, n: k, k: cols, a: dyg, lda: cols, b: col, ldb: cols,
+                          beta: 1, c: weightGrad.data, ldc: k)
+            }
+            if let dx {
+                BLAS.gemm(transA: true, m: k, n: cols, k: o, a: weight.data, lda: k, b: dyg, ldb: cols, c: col, ldc: cols)
+                for j in 0..<m {
+                    let dxi = dx.data + (i0 + j) * inImage
+                    if g.isPointwise {
+                        for c in 0..<k { (dxi + c * outPlane).update(from: col + c * cols + j * outPlane, count: outPlane) }
+                    } else {
+                        col2im(col, g, oy0: 0, rows: oh, dx: dxi, ld: cols, offset: j * outPlane)
+                    }
+                }
+            }
+            i0 += m
+        }
+        return dx
+    }
     if g.isPointwise {
         for i in 0..<n {
-            let dyi = dy.data + i * g.outChannels * outPlane
+            let dyi = dy.data + i * o * outPlane
             let xi = x.data + i * k * outPlane
             if let weightGrad {
-                BLAS.gemm(transB: true, m: g.outChannels, n: k, k: outPlane, a: dyi, lda: outPlane,
+                BLAS.gemm(transB: true, m: o, n: k, k: outPlane, a: dyi, lda: outPlane,
                           b: xi, ldb: outPlane, beta: 1, c: weightGrad.data, ldc: k)
             }
             if let dx {
-                BLAS.gemm(transA: true, m: k, n: outPlane, k: g.outChannels, a: weight.data, lda: k,
+                BLAS.gemm(transA: true, m: k, n: outPlane, k: o, a: weight.data, lda: k,
                           b: dyi, ldb: outPlane, c: dx.data + i * k * outPlane, ldc: outPlane)
             }
         }
@@ -158,8 +246,8 @@ public func conv2dBackward(_ dy: Tensor, x: Tensor, weight: Tensor, stride: Int 
     let col = UnsafeMutablePointer<Float>.allocate(capacity: k * band * ow)
     defer { col.deallocate() }
     for i in 0..<n {
-        let xi = x.data + i * g.inChannels * g.height * g.width
-        let dyi = dy.data + i * g.outChannels * outPlane
+        let xi = x.data + i * inImage
+        let dyi = dy.data + i * o * outPlane
         var oy = 0
         while oy < oh {
             let rows = min(band, oh - oy)
@@ -167,14 +255,14 @@ public func conv2dBackward(_ dy: Tensor, x: Tensor, weight: Tensor, stride: Int 
             if let weightGrad {
                 im2col(xi, g, oy0: oy, rows: rows, col: col)
                 // dW[O, K] += dy_band[O, cols] · col[K, cols]ᵀ (dy rows have stride outPlane).
-                BLAS.gemm(transB: true, m: g.outChannels, n: k, k: cols, a: dyi + oy * ow, lda: outPlane,
+                BLAS.gemm(transB: true, m: o, n: k, k: cols, a: dyi + oy * ow, lda: outPlane,
                           b: col, ldb: cols, beta: 1, c: weightGrad.data, ldc: k)
             }
             if let dx {
                 // dcol[K, cols] = Wᵀ · dy_band, then scatter back.
-                BLAS.gemm(transA: true, m: k, n: cols, k: g.outChannels, a: weight.data, lda: k,
+                BLAS.gemm(transA: true, m: k, n: cols, k: o, a: weight.data, lda: k,
                           b: dyi + oy * ow, ldb: outPlane, c: col, ldc: cols)
-                col2im(col, g, oy0: oy, rows: rows, dx: dx.data + i * g.inChannels * g.height * g.width)
+                col2im(col, g, oy0: oy, rows: rows, dx: dx.data + i * inImage)
             }
             oy += rows
         }

@@ -1,0 +1,265 @@
+// Training the U-Net and the CLIP-architecture text encoder jointly, from scratch, in the latent
+// space of a frozen VAE (as the LDM paper trained its text transformer with the U-Net).
+//
+//   x₀ = s · z,  z ~ q(z|x) of the VAE;  t ~ U{0, …, T−1};  ε ~ N(0, I)
+//   x_t = √ᾱ_t x₀ + √(1 − ᾱ_t) ε
+//   target: ε (epsilon) or v = √ᾱ_t ε − √(1 − ᾱ_t) x₀ (v_prediction, Salimans & Ho 2022)
+//   L = mean_i w_i ‖ε̂_θ(x_t, t, τ(y)) − target‖²,  w = min(SNR, γ)/SNR (ε) or min(SNR, γ)/(SNR + 1) (v)
+//   (min-SNR weighting, Hang et al. 2023; γ = 0 turns it off). Captions are dropped to "" with
+//   probability p so the model also learns the unconditional prediction that guidance needs.
+
+import Foundation
+import LDMCore
+import LDMModels
+
+/// Settings of a U-Net + text-encoder training run (saved in the run folder).
+public struct DiffusionTrainingConfig: Codable, Sendable {
+    // U-Net
+    public var blockOutChannels: [Int] = [64, 128, 128]
+    public var downBlockTypes: [String] = ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"]
+    public var upBlockTypes: [String] = ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"]
+    public var layersPerBlock: Int = 1
+    public var attentionHeads: Int = 4
+    public var normNumGroups: Int = 16
+    // Text encoder
+    public var textHiddenSize: Int = 128
+    public var textLayers: Int = 3
+    public var textHeads: Int = 4
+    public var textIntermediateSize: Int = 512
+    /// Tokens per prompt (the tokenizer's model_max_length and the encoder's positions).
+    public var maxTokens: Int = 32
+    // Objective
+    public var predictionType: String = "v_prediction"
+    public var minSNRGamma: Float = 5
+    public var captionDropout: Float = 0.1
+    public var betaStart: Float = 0.00085, betaEnd: Float = 0.012
+    public var trainTimesteps: Int = 1000
+    // Optimisation
+    public var batchSize: Int = 32
+    public var steps: Int = 20000
+    public var learningRate: Float = 5e-4
+    public var warmupSteps: Int = 500
+    public var weightDecay: Float = 0.01
+    public var maxGradNorm: Float = 1
+    public var emaDecay: Float = 0.999
+    public var seed: UInt64 = 0
+    public var checkpointEvery: Int = 500
+    public var sampleEvery: Int = 1000
+
+    public init() {}
+
+    /// The U-Net configuration for latents of `latentChannels` channels and `latentSize` pixels.
+    public func unetConfig(latentChannels: Int, latentSize: Int) -> UNetConfig {
+        var c = UNetConfig(sampleSize: latentSize, inChannels: latentChannels, outChannels: latentChannels,
+                           downBlockTypes: downBlockTypes, upBlockTypes: upBlockTypes, blockOutChannels: blockOutChannels,
+                           layersPerBlock: layersPerBlock, normNumGroups: normNumGroups, crossAttentionDim: textHiddenSize,
+                           attentionHeadDim: .one(attentionHeads))
+        c.normEps = 1e-5
+        return c
+    }
+
+    /// The text-encoder configuration for a vocabulary of `vocabSize` tokens.
+    public func textConfig(vocabSize: Int) -> CLIPTextConfig {
+        var c = CLIPTextConfig(vocabSize: vocabSize, hiddenSize: textHiddenSize, intermediateSize: textIntermediateSize,
+                               numHiddenLayers: textLayers, numAttentionHeads: textHeads, maxPositionEmbeddings: maxTokens,
+                               hiddenAct: "quick_gelu")
+        c.bosTokenId = vocabSize - 2
+        c.eosTokenId = vocabSize - 1
+        c.padTokenId = vocabSize - 1
+        c.projectionDim = textHiddenSize
+        return c
+    }
+
+    /// ᾱ_t for t = 0 ..< T of the scaled-linear schedule: β_t = (√β₀ + t/(T−1)·(√β₁ − √β₀))².
+    public var alphasCumprod: [Float] {
+        var out: [Float] = []
+        var prod: Float = 1
+        let a = betaStart.squareRoot(), b = betaEnd.squareRoot()
+        for t in 0..<trainTimesteps {
+            let s = a + (b - a) * Float(t) / Float(trainTimesteps - 1)
+            prod *= 1 - s * s
+            out.append(prod)
+        }
+        return out
+    }
+}
+
+/// Runs (or resumes) diffusion training in a run folder.
+public final class DiffusionTrainer {
+    public let config: DiffusionTrainingConfig
+    public let vae: AutoencoderKL
+    public let tokenizer: CLIPTokenizer
+    public let unet: UNet2DConditionModel
+    public let text: CLIPTextModel
+    public let dataset: ImageCaptionDataset
+    public let store: CheckpointStore
+    public let runFolder: URL
+    let params: [(String, Parameter)]
+    let optimizer: AdamW
+    let ema: EMA
+    let alphasCumprod: [Float]
+    public private(set) var step = 0
+
+    /// `vaeFolder` holds a trained VAE (config.json + weights); `captions` teach the tokenizer its
+    /// vocabulary when the run folder has none yet.
+    public init(config: DiffusionTrainingConfig, vaeFolder: URL, dataset: ImageCaptionDataset, captions: [String],
+                runFolder: URL) throws {
+        guard config.batchSize >= 1, config.steps >= 1 else { throw TrainingError.invalidArgument("batch size and steps must be at least 1") }
+        guard ["epsilon", "v_prediction"].contains(config.predictionType) else {
+            throw TrainingError.invalidArgument("prediction type must be epsilon or v_prediction, not \(config.predictionType)")
+        }
+        self.config = config
+        self.dataset = dataset
+        self.runFolder = runFolder
+        vae = try AutoencoderKL(config: loadConfig(VAEConfig.self, from: vaeFolder.appendingPathComponent("config.json")))
+        try vae.load(folder: vaeFolder, component: "vae")
+        let tokFolder = runFolder.appendingPathComponent("tokenizer")
+        if !FileManager.default.fileExists(atPath: tokFolder.appendingPathComponent("vocab.json").path) {
+            var counts: [String: Int] = [:]
+            for c in captions { for w in c.lowercased().split(separator: " ") { counts[String(w), default: 0] += 1 } }
+            try LearnedVocabulary(wordCounts: counts).save(to: tokFolder, maxLength: config.maxTokens)
+        }
+        tokenizer = try CLIPTokenizer.load(folder: tokFolder)
+        let latentSize = dataset.imageSize / vae.config.downsamplingFactor
+        unet = try UNet2DConditionModel(config: config.unetConfig(latentChannels: vae.config.latentChannels, latentSize: latentSize))
+        text = try CLIPTextModel(config: config.textConfig(vocabSize: tokenizer.vocabularySize))
+        var rng = SwiftRandomSource(seed: config.seed)
+        unet.initializeWeights(&rng)
+        text.initializeWeights(&rng)
+        params = unet.namedParameters(prefix: "unet.") + text.namedParameters(prefix: "text_encoder.")
+        optimizer = AdamW(params, weightDecay: config.weightDecay)
+        ema = EMA(params, decay: config.emaDecay)
+        store = CheckpointStore(folder: runFolder)
+        alphasCumprod = config.alphasCumprod
+    }
+
+    /// Loads the newest complete checkpoint; returns its step, or nil when there is none.
+    @discardableResult
+    public func resume() throws -> Int? {
+        guard let (s, url) = store.latest() else { return nil }
+        let weights = try loadTensors(url.appendingPathComponent("model.safetensors"))
+        let emaWeights = try loadTensors(url.appendingPathComponent("ema.safetensors"))
+        for ((name, p), (_, shadow)) in zip(params, ema.shadows) {
+            guard let w = weights[name], w.count == p.value.count, let e = emaWeights[name] else {
+                throw TrainingError.badCheckpoint("\(url.path) lacks \(name)")
+            }
+            p.value.copy(from: w)
+            shadow.copy(from: e)
+        }
+        try optimizer.restore(step: s, moments: loadTensors(url.appendingPathComponent("optimizer.safetensors")))
+        step = s
+        return s
+    }
+
+    /// Writes a checkpoint of the current state.
+    @discardableResult
+    public func checkpoint() throws -> URL {
+        try store.save(step: step) { dir in
+            try saveTensors(params.map { ($0.0, $0.1.value) }, to: dir.appendingPathComponent("model.safetensors"))
+            try saveTensors(ema.shadows, to: dir.appendingPathComponent("ema.safetensors"))
+            try saveTensors(optimizer.namedState, to: dir.appendingPathComponent("optimizer.safetensors"))
+            try writeDurably(try JSONEncoder().encode(config), to: dir.appendingPathComponent("diffusion-training.json"))
+        }
+    }
+
+    /// One optimiser step on batch `step`; returns the (weighted) loss.
+    public func trainStep() throws -> Float {
+        let b = config.batchSize
+        let (images, captions) = try dataset.batch(from: step * b, count: b)
+        var rng = stepRandom(seed: config.seed, step: step, stream: 2)
+        // Latents from the frozen VAE.
+        let x0 = vae.encode(images).sample(&rng)
+        scaleInPlace(x0, vae.config.scalingFactor)
+        // Prompts, with caption dropout for classifier-free guidance.
+        let drop = rng.uniform(count: b)
+        let ids = (0..<b).map { tokenizer.encode(drop[$0] < config.captionDropout ? "" : captions[$0]).ids }
+        // Noise and timesteps.
+        let per = x0.count / b
+        let tUniform = rng.uniform(count: b)
+        let ts = tUniform.map { min(Int($0 * Float(config.trainTimesteps)), config.trainTimesteps - 1) }
+        let noise = rng.normal(count: x0.count)
+        let xt = Tensor(uninitialized: x0.shape), target = Tensor(uninitialized: x0.shape)
+        var weights = [Float](repeating: 1, count: b)
+        let v = config.predictionType == "v_prediction"
+        for i in 0..<b {
+            let ab = alphasCumprod[ts[i]], sa = ab.squareRoot(), sb = (1 - ab).squareRoot()
+            for j in 0..<per {
+                let k = i * per + j
+                xt.data[k] = sa * x0.data[k] + sb * noise[k]
+                target.data[k] = v ? sa * noise[k] - sb * x0.data[k] : noise[k]
+            }
+            if config.minSNRGamma > 0 {
+                let snr = ab / (1 - ab)
+                weights[i] = min(snr, config.minSNRGamma) / (v ? snr + 1 : snr)
+            }
+        }
+        // Forward.
+        unet.setTraining(true)
+        text.setTraining(true)
+        unet.zeroGradients()
+        text.zeroGradients()
+        let ctx = try text(ids).lastHiddenState
+        let pred = unet(xt, timesteps: ts.map(Float.init), context: ctx)
+        // Loss and backward.
+        var loss = 0.0
+        let grad = Tensor(uninitialized: pred.shape)
+        let norm = Float(b * per)
+        for i in 0..<b {
+            for j in 0..<per {
+                let k = i * per + j
+                let d = pred.data[k] - target.data[k]
+                loss += Double(weights[i] * d * d)
+                grad.data[k] = 2 * weights[i] * d / norm
+            }
+        }
+        let dctx = unet.backward(grad)
+        text.backward(dctx)
+        unet.setTraining(false)
+        text.setTraining(false)
+        optimizer.clipGradients(maxNorm: config.maxGradNorm)
+        let schedule = LearningRateSchedule(peak: config.learningRate, warmupSteps: config.warmupSteps, totalSteps: config.steps,
+                                            floor: config.learningRate * 0.05)
+        optimizer.update(lr: schedule(step))
+        ema.update(params, step: step)
+        step += 1
+        return Float(loss / Double(norm))
+    }
+
+    /// Runs until `config.steps` (or an interrupt), checkpointing periodically and at the end.
+    /// `onSample` is called every `sampleEvery` steps with the current step (to draw a sample grid).
+    public func run(report: (TrainingProgress) -> Void, onSample: ((Int) throws -> String?)? = nil) throws {
+        let start = Date()
+        var lastReport = Date(), samplesSince = 0
+        let first = step
+        var smoothed: Float?
+        while step < config.steps {
+            let loss = try trainStep()
+            smoothed = smoothed.map { 0.98 * $0 + 0.02 * loss } ?? loss
+            samplesSince += config.batchSize
+            let now = Date()
+            let rate = Double(samplesSince) / max(now.timeIntervalSince(lastReport), 1e-9)
+            var message: String?
+            if step % config.checkpointEvery == 0 || step == config.steps || InterruptFlag.isSet {
+                message = "checkpoint \(try checkpoint().lastPathComponent)"
+            }
+            if let onSample, step % config.sampleEvery == 0 || step == config.steps, let m = try onSample(step) {
+                message = (message.map { $0 + "; " } ?? "") + m
+            }
+            if now.timeIntervalSince(lastReport) > 10 || message != nil || step == first + 1 {
+                report(TrainingProgress(step: step, totalSteps: config.steps, loss: smoothed ?? loss, samplesPerSecond: rate,
+                                        elapsed: now.timeIntervalSince(start), message: message))
+                lastReport = now; samplesSince = 0
+            }
+            if InterruptFlag.isSet { return }
+        }
+    }
+
+    /// Fresh U-Net and text encoder holding the EMA weights.
+    public func emaModels() throws -> (UNet2DConditionModel, CLIPTextModel) {
+        let u = try UNet2DConditionModel(config: unet.config)
+        let t = try CLIPTextModel(config: text.config)
+        let all = u.namedParameters(prefix: "unet.") + t.namedParameters(prefix: "text_encoder.")
+        for ((_, p), (_, s)) in zip(all, ema.shadows) { p.value.copy(from: s) }
+        return (u, t)
+    }
+}

@@ -1,0 +1,60 @@
+// Exporting trained models as diffusers folders.
+
+import Foundation
+import LDMCore
+import LDMIO
+import LDMModels
+
+/// Writes the VAE with `scaling_factor` set to 1/std of its latents (posterior means) on held-out images,
+/// as Stable Diffusion's factor was chosen.
+public func exportVAE(_ vae: AutoencoderKL, heldOut: ImageCaptionDataset, to folder: URL, images: Int = 256) throws {
+    var sum = 0.0, sumSq = 0.0, n = 0.0
+    var done = 0
+    while done < images {
+        let k = min(32, images - done)
+        let (x, _) = try heldOut.batch(from: done, count: k)
+        let m = vae.encode(x).mean
+        for i in 0..<m.count { let v = Double(m.data[i]); sum += v; sumSq += v * v; n += 1 }
+        done += k
+    }
+    let variance = sumSq / n - (sum / n) * (sum / n)
+    var config = vae.config
+    config.scalingFactor = Float(1 / max(variance, 1e-12).squareRoot())
+    let out = try AutoencoderKL(config: config)
+    for ((_, a), (_, b)) in zip(out.namedParameters(), vae.namedParameters()) { a.value.copy(from: b.value) }
+    try saveVAE(out, to: folder)
+}
+
+/// Writes the full diffusers folder of a diffusion run: EMA U-Net and text encoder, its tokenizer,
+/// the VAE it trained on, a scheduler config matching the training noise schedule, model_index.json.
+public func exportDiffusionModel(_ trainer: DiffusionTrainer, to folder: URL, dtype: SafeTensorsDType = .f32) throws {
+    let fm = FileManager.default
+    try fm.createDirectory(at: folder, withIntermediateDirectories: true)
+    let (unet, text) = try trainer.emaModels()
+    try saveUNet(unet, to: folder.appendingPathComponent("unet"), dtype: dtype)
+    try saveTextEncoder(text, to: folder.appendingPathComponent("text_encoder"), dtype: dtype)
+    try saveVAE(trainer.vae, to: folder.appendingPathComponent("vae"), dtype: dtype)
+    let tok = folder.appendingPathComponent("tokenizer")
+    try? fm.removeItem(at: tok)
+    try fm.copyItem(at: trainer.runFolder.appendingPathComponent("tokenizer"), to: tok)
+    let c = trainer.config
+    let scheduler: [String: Any] = [
+        "_class_name": "DPMSolverMultistepScheduler", "_diffusers_version": "0.30.0",
+        "num_train_timesteps": c.trainTimesteps, "beta_start": c.betaStart, "beta_end": c.betaEnd,
+        "beta_schedule": "scaled_linear", "prediction_type": c.predictionType, "timestep_spacing": "leading",
+        "steps_offset": 1, "algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": false,
+        "set_alpha_to_one": false, "clip_sample": false, "trained_betas": NSNull(),
+    ]
+    try fm.createDirectory(at: folder.appendingPathComponent("scheduler"), withIntermediateDirectories: true)
+    try JSONSerialization.data(withJSONObject: scheduler, options: [.prettyPrinted, .sortedKeys])
+        .write(to: folder.appendingPathComponent("scheduler/scheduler_config.json"), options: .atomic)
+    let index: [String: Any] = [
+        "_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.30.0",
+        "feature_extractor": [NSNull(), NSNull()], "safety_checker": [NSNull(), NSNull()], "requires_safety_checker": false,
+        "scheduler": ["diffusers", "DPMSolverMultistepScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+    ]
+    try JSONSerialization.data(withJSONObject: index, options: [.prettyPrinted, .sortedKeys])
+        .write(to: folder.appendingPathComponent("model_index.json"), options: .atomic)
+}
