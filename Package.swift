@@ -40,7 +40,7 @@ let package = Package(
         .testTarget(name: "LDMIOTests", dependencies: ["LDMIO"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LDMModelsTests", dependencies: ["LDMModels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LDMDiffusionTests", dependencies: ["LDMDiffusion"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "LDMTrainingTests", dependencies: ["LDMTraining"]),
+        .testTarget(name: "LDMTrainingTests", dependencies: ["LDMTraining", "LDMBench"]),
         .testTarget(name: "CLITests", dependencies: ["LDMIO"]),
     ],
     // Numeric code passes raw pointers into concurrentPerform; Swift 5 mode keeps that readable.

@@ -1,7 +1,8 @@
 // A dataset read from a folder of PNG images, each with its caption in a same-named `.txt` file
 // beside it (`cat.png` + `cat.txt`), as `ldm dataset shapes` writes them.
 //
-// Only the folder itself is listed (no sub-folders), in byte order of the file names. A `.png`
+// Only the folder itself is listed (no sub-folders), in byte order of the file names; hidden
+// files (names starting with ".", such as temporary files of a writer) are ignored. A `.png`
 // (any case) without its caption, or an image in a format other than PNG (.jpg, .jpeg, .webp,
 // .bmp, .gif, .tif, .tiff), is skipped and listed in `skipped` with the reason; other files are
 // ignored. Caption files are UTF-8; surrounding whitespace is trimmed.
@@ -71,7 +72,7 @@ public struct FolderDataset: Sendable {
         var skipped: [SkippedFile] = []
         let base = directory.hasSuffix("/") ? directory : directory + "/"
         for name in names.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }) {
-            guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { continue }
+            guard !name.hasPrefix("."), let dot = name.lastIndex(of: ".") else { continue }
             let stem = String(name[..<dot])
             let ext = name[name.index(after: dot)...].lowercased()
             if ext == "png" {

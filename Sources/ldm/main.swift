@@ -9,7 +9,8 @@ struct LDM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ldm",
         abstract: "Latent-diffusion text-to-image on the CPU: generate, edit, train, measure.",
-        subcommands: [ImageCommand.self, InspectCommand.self, BenchCommand.self, TrainCommand.self])
+        subcommands: [Txt2Img.self, Img2Img.self, Inpaint.self, TrainCommand.self, DatasetCommand.self, BenchCommand.self,
+                      TokenizeCommand.self, InspectCommand.self, ImageCommand.self])
 }
 
 /// Prints one error line and exits with status 1 (2 for usage mistakes).

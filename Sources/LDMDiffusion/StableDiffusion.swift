@@ -1,0 +1,295 @@
+// The Stable Diffusion pipelines: txt2img, img2img and inpainting (9-channel inpainting U-Nets, and
+// ordinary 4-channel U-Nets by latent blending), following diffusers' StableDiffusionPipeline,
+// StableDiffusionImg2ImgPipeline and StableDiffusionInpaintPipeline step for step — including the
+// order of every random draw, so that `TorchRandomSource(seed)` reproduces a diffusers run with
+// `generator=torch.manual_seed(seed)` on the CPU.
+//
+// Classifier-free guidance (Ho & Salimans, 2022):  ε̂ = ε_u + g (ε_c − ε_u),
+// optionally rescaled (Lin et al., 2023, §3.4):   ε̂ ← φ · ε̂ · std(ε_c)/std(ε̂) + (1 − φ) ε̂.
+
+import Foundation
+import LDMCore
+import LDMIO
+import LDMModels
+
+/// Which random source draws the noise.
+public enum RNGKind: String, CaseIterable, Sendable {
+    /// Bit-exact `torch.randn` on the CPU: the same seed gives diffusers' image.
+    case torch
+    /// The native xoshiro256** source.
+    case swift
+}
+
+/// Everything that determines one generation.
+public struct GenerationRequest: Sendable {
+    /// The text to draw.
+    public var prompt: String
+    /// What to steer away from ("" for plain unconditional guidance).
+    public var negativePrompt: String = ""
+    /// Denoising steps.
+    public var steps: Int = 20
+    /// Classifier-free guidance scale (≤ 1 turns guidance off).
+    public var guidance: Float = 7.5
+    /// Guidance rescale φ (0 = off).
+    public var guidanceRescale: Float = 0
+    /// The sampler; nil uses the model folder's own scheduler.
+    public var sampler: SamplerName?
+    /// Seed of the random source.
+    public var seed: UInt64 = 0
+    /// Which random source.
+    public var rng: RNGKind = .torch
+    /// Output size in pixels (multiples of 8); nil takes the U-Net's sample size × the VAE factor.
+    public var width: Int?
+    public var height: Int?
+    /// Images generated for the prompt.
+    public var batch: Int = 1
+    /// img2img / inpaint: the starting image [1, 3, H, W] in [-1, 1].
+    public var initImage: Tensor?
+    /// img2img / inpaint: how much to change, in (0, 1].
+    public var strength: Double = 1
+    /// inpaint: [1, 1, H, W], 1 where the image is regenerated.
+    public var mask: Tensor?
+
+    public init(prompt: String) { self.prompt = prompt }
+}
+
+/// Errors a user can cause, one line each.
+public enum PipelineError: Error, CustomStringConvertible, Equatable {
+    case invalid(String)
+    public var description: String { switch self { case let .invalid(m): return m } }
+}
+
+/// A loaded diffusers model folder: tokenizer, text encoder, U-Net, VAE and scheduler config.
+public final class StableDiffusionPipeline {
+    public let folder: URL
+    public let tokenizer: CLIPTokenizer
+    public let textEncoder: CLIPTextModel
+    public let unet: UNet2DConditionModel
+    public let vae: AutoencoderKL
+    /// Called with warnings such as a prompt cut to the tokenizer's length.
+    public var warn: (String) -> Void = { FileHandle.standardError.write(("warning: " + $0 + "\n").data(using: .utf8)!) }
+
+    /// Loads every component of the folder.
+    public init(folder: URL) throws {
+        self.folder = folder
+        let fm = FileManager.default
+        for part in ["tokenizer", "text_encoder", "unet", "vae", "scheduler"] {
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: folder.appendingPathComponent(part).path, isDirectory: &isDir), isDir.boolValue else {
+                throw PipelineError.invalid("\(folder.path) is not a diffusers model folder: it has no \(part)/ folder")
+            }
+        }
+        tokenizer = try CLIPTokenizer.load(folder: folder.appendingPathComponent("tokenizer"))
+        let t = folder.appendingPathComponent("text_encoder")
+        textEncoder = try CLIPTextModel(config: loadConfig(CLIPTextConfig.self, from: t.appendingPathComponent("config.json")))
+        try textEncoder.load(folder: t, component: "text_encoder")
+        let u = folder.appendingPathComponent("unet")
+        unet = try UNet2DConditionModel(config: loadConfig(UNetConfig.self, from: u.appendingPathComponent("config.json")))
+        try unet.load(folder: u, component: "unet")
+        let v = folder.appendingPathComponent("vae")
+        vae = try AutoencoderKL(config: loadConfig(VAEConfig.self, from: v.appendingPathComponent("config.json")))
+        try vae.load(folder: v, component: "vae")
+        guard textEncoder.config.hiddenSize == unet.config.crossAttentionDim else {
+            throw PipelineError.invalid("text encoder width \(textEncoder.config.hiddenSize) does not match the U-Net's cross_attention_dim \(unet.config.crossAttentionDim)")
+        }
+    }
+
+    /// The scheduler for `sampler` (nil: the folder's own class) configured from the folder.
+    public func makeScheduler(_ sampler: SamplerName?) throws -> any Scheduler {
+        try LDMDiffusion.makeScheduler(folderConfig: folder.appendingPathComponent("scheduler/scheduler_config.json"), sampler: sampler)
+    }
+
+    /// Image pixels per latent pixel.
+    public var vaeScaleFactor: Int { vae.config.downsamplingFactor }
+
+    /// The default output size: the U-Net's sample size in pixels.
+    public var defaultSize: Int { unet.config.sampleSize * vaeScaleFactor }
+
+    /// Context vectors [1, L, D] of one prompt (last hidden state), warning when the prompt was cut.
+    public func encodePrompt(_ text: String) throws -> Tensor {
+        let (ids, truncated) = tokenizer.encode(text)
+        if truncated {
+            let kept = tokenizer.decode(Array(ids.dropFirst().prefix(ids.count - 2)))
+            warn("the prompt is longer than \(tokenizer.maxLength) tokens; it was cut to: \"\(kept)\"")
+        }
+        return try textEncoder([ids]).lastHiddenState
+    }
+
+    /// Runs the pipeline; returns decoded images [B, 3, H, W] in [0, 1]. `progress(i, n)` after each step.
+    public func generate(_ r: GenerationRequest, progress: (Int, Int) -> Void = { _, _ in }) throws -> Tensor {
+        let f = vaeScaleFactor
+        guard r.steps >= 1 else { throw PipelineError.invalid("steps must be at least 1 (got \(r.steps))") }
+        guard r.batch >= 1 else { throw PipelineError.invalid("batch must be at least 1 (got \(r.batch))") }
+        guard r.strength > 0 && r.strength <= 1 else { throw PipelineError.invalid("strength must be in (0, 1] (got \(r.strength))") }
+        var width = r.width ?? defaultSize, height = r.height ?? defaultSize
+        if let img = r.initImage { width = img.shape[3]; height = img.shape[2] }
+        guard width > 0, height > 0, width % 8 == 0, height % 8 == 0 else {
+            throw PipelineError.invalid("width and height must be positive multiples of 8 (got \(width)×\(height))")
+        }
+        let lh = height / f, lw = width / f
+        let levels = unet.downsamplingFactor
+        guard lh % levels == 0, lw % levels == 0 else {
+            throw PipelineError.invalid("this model needs width and height that are multiples of \(f * levels) pixels (got \(width)×\(height))")
+        }
+        if let m = r.mask, let img = r.initImage, m.shape[2] != img.shape[2] || m.shape[3] != img.shape[3] {
+            throw PipelineError.invalid("the mask is \(m.shape[3])×\(m.shape[2]) but the image is \(img.shape[3])×\(img.shape[2])")
+        }
+        let inpainting = r.mask != nil
+        let channels = unet.config.inChannels, latentChannels = vae.config.latentChannels
+        if inpainting && r.initImage == nil { throw PipelineError.invalid("inpainting needs an image") }
+        if channels == 9 && !inpainting { throw PipelineError.invalid("this is an inpainting model (9 input channels): use ldm inpaint") }
+        guard channels == latentChannels || (channels == 2 * latentChannels + 1 && inpainting) else {
+            throw PipelineError.invalid("U-Net in_channels \(channels) does not fit the VAE's \(latentChannels) latent channels")
+        }
+
+        var random: any RandomSource = r.rng == .torch ? TorchRandomSource(seed: r.seed) : SwiftRandomSource(seed: r.seed)
+        var scheduler = try makeScheduler(r.sampler)
+        try scheduler.setTimesteps(r.steps)
+
+        // 1. Prompt embeddings, unconditional first (diffusers' order): [u × B, c × B].
+        let guided = r.guidance > 1
+        let cond = try encodePrompt(r.prompt)
+        let uncond = guided ? try encodePrompt(r.negativePrompt) : cond
+        let b = r.batch
+        let context = concat(Array(repeating: uncond, count: guided ? b : 0) + Array(repeating: cond, count: b), dim: 0)
+
+        // 2. Timesteps (strength skips the first ones).
+        var timesteps = scheduler.timesteps
+        if r.initImage != nil && r.strength < 1 {
+            let initT = min(Int(Double(r.steps) * r.strength), r.steps)
+            let tStart = max(r.steps - initT, 0)
+            guard initT >= 1 else {
+                throw PipelineError.invalid("strength \(r.strength) with \(r.steps) steps leaves no denoising step; raise --strength or --steps")
+            }
+            timesteps = Array(timesteps[(tStart * scheduler.order)...])
+            scheduler.setBeginIndex(tStart * scheduler.order)
+        }
+
+        // 3. Latents, and what inpainting needs, in diffusers' draw order.
+        let shape = [b, latentChannels, lh, lw]
+        var latents: Tensor
+        var imageLatents: Tensor?, noise: Tensor?, maskLatent: Tensor?, maskedImageLatents: Tensor?
+        if let image = r.initImage, let mask = r.mask {
+            let strengthMax = r.strength >= 1
+            if channels == latentChannels || !strengthMax { imageLatents = repeatBatch(encodeImage(image, &random), b) }
+            noise = Tensor(shape: shape, random.normal(count: shape.reduce(1, *)))
+            if strengthMax {
+                latents = scale(noise!, scheduler.initNoiseSigma)
+            } else {
+                latents = scheduler.addNoise(original: imageLatents!, noise: noise!, timestep: timesteps[0])
+            }
+            let masked = multiply(image, map(mask) { $0 < 0.5 ? 1 : 0 })
+            maskLatent = repeatBatch(nearestDownsample(mask, factor: f), b)
+            maskedImageLatents = repeatBatch(encodeImage(masked, &random), b)
+        } else if let image = r.initImage {
+            let init_ = repeatBatch(encodeImage(image, &random), b)
+            let n = Tensor(shape: shape, random.normal(count: shape.reduce(1, *)))
+            latents = scheduler.addNoise(original: init_, noise: n, timestep: timesteps[0])
+        } else {
+            latents = scale(Tensor(shape: shape, random.normal(count: shape.reduce(1, *))), scheduler.initNoiseSigma)
+        }
+        let maskIn = maskLatent.map { guided ? concat([$0, $0], dim: 0) : $0 }
+        let maskedIn = maskedImageLatents.map { guided ? concat([$0, $0], dim: 0) : $0 }
+
+        // 4. The denoising loop.
+        for (i, t) in timesteps.enumerated() {
+            var x = guided ? concat([latents, latents], dim: 0) : latents
+            x = scheduler.scaleModelInput(x, timestep: t)
+            if channels == 2 * latentChannels + 1, let maskIn, let maskedIn { x = concat([x, maskIn, maskedIn], dim: 1) }
+            let out = unet(x, timesteps: Array(repeating: t, count: x.shape[0]), context: context)
+            var eps = out
+            if guided {
+                let parts = split(out, sizes: [b, b], dim: 0)
+                eps = zipMap(parts[0], parts[1]) { u, c in u + r.guidance * (c - u) }
+                if r.guidanceRescale > 0 { eps = rescaleGuidance(eps, text: parts[1], phi: r.guidanceRescale) }
+            }
+            latents = scheduler.step(output: eps, timestep: t, sample: latents, random: &random)
+            if channels == latentChannels, let imageLatents, let noise, let maskLatent {
+                // 4-channel inpainting: keep the known region on the noise level of the next step.
+                var proper = imageLatents
+                if i < timesteps.count - 1 {
+                    proper = scheduler.addNoise(original: imageLatents, noise: noise, timestep: timesteps[i + 1])
+                }
+                latents = blend(known: proper, generated: latents, mask: maskLatent)
+            }
+            progress(i + 1, timesteps.count)
+        }
+
+        // 5. Decode: x = D(z / s), then [-1, 1] → [0, 1].
+        let s = vae.config.scalingFactor
+        let decoded = vae.decode(map(latents) { $0 / s })
+        return map(decoded) { min(max($0 * 0.5 + 0.5, 0), 1) }
+    }
+
+    /// A posterior sample of the VAE (one normal draw of the latent's shape), times the scaling factor.
+    func encodeImage(_ image: Tensor, _ random: inout any RandomSource) -> Tensor {
+        let posterior = vae.encode(image)
+        let eps = random.normal(count: posterior.mean.count)
+        let z = Tensor(uninitialized: posterior.mean.shape)
+        let s = vae.config.scalingFactor
+        for i in 0..<z.count { z.data[i] = (posterior.mean.data[i] + expf(0.5 * posterior.logvar.data[i]) * eps[i]) * s }
+        return z
+    }
+}
+
+/// Stacks `n` copies of a batch-1 tensor.
+func repeatBatch(_ x: Tensor, _ n: Int) -> Tensor { n == 1 ? x : concat(Array(repeating: x, count: n), dim: 0) }
+
+/// Nearest-neighbour downsampling by an integer factor: pixel [f·i, f·j] (torch's `interpolate`, mode nearest).
+func nearestDownsample(_ x: Tensor, factor f: Int) -> Tensor {
+    let n = x.shape[0], c = x.shape[1], h = x.shape[2] / f, w = x.shape[3] / f
+    let y = Tensor(uninitialized: [n, c, h, w])
+    for p in 0..<n * c { for i in 0..<h { for j in 0..<w {
+        y.data[(p * h + i) * w + j] = x.data[(p * x.shape[2] + i * f) * x.shape[3] + j * f]
+    } } }
+    return y
+}
+
+/// (1 − m) · known + m · generated, with the mask [B, 1, h, w] broadcast over channels.
+func blend(known: Tensor, generated: Tensor, mask: Tensor) -> Tensor {
+    let b = known.shape[0], c = known.shape[1], hw = known.shape[2] * known.shape[3]
+    let out = Tensor(uninitialized: known.shape)
+    for i in 0..<b { for ch in 0..<c { for p in 0..<hw {
+        let k = (i * c + ch) * hw + p, m = mask.data[i * hw + p]
+        out.data[k] = (1 - m) * known.data[k] + m * generated.data[k]
+    } } }
+    return out
+}
+
+/// Guidance rescale: per sample, scale the guided prediction to the text prediction's standard
+/// deviation (unbiased, over C·H·W), then mix with the unrescaled one by φ.
+func rescaleGuidance(_ cfg: Tensor, text: Tensor, phi: Float) -> Tensor {
+    let b = cfg.shape[0], per = cfg.count / b
+    let out = Tensor(uninitialized: cfg.shape)
+    func std(_ t: Tensor, _ i: Int) -> Double {
+        var s = 0.0, ss = 0.0
+        for j in 0..<per { let v = Double(t.data[i * per + j]); s += v; ss += v * v }
+        let m = s / Double(per)
+        return ((ss - Double(per) * m * m) / Double(per - 1)).squareRoot()
+    }
+    for i in 0..<b {
+        let ratio = Float(std(text, i) / std(cfg, i))
+        for j in 0..<per {
+            let v = cfg.data[i * per + j]
+            out.data[i * per + j] = phi * (v * ratio) + (1 - phi) * v
+        }
+    }
+    return out
+}
+
+extension StableDiffusionPipeline {
+    /// The A1111 name of the folder's own scheduler (e.g. "DPM++ 2M Karras").
+    public var folderSamplerLabel: String {
+        let url = folder.appendingPathComponent("scheduler/scheduler_config.json")
+        guard let data = try? Data(contentsOf: url),
+              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let cls = obj["_class_name"] as? String else { return "unknown" }
+        let karras = obj["use_karras_sigmas"] as? Bool ?? false
+        let names: [String: SamplerName] = [
+            "DDPMScheduler": .ddpm, "DDIMScheduler": .ddim, "PNDMScheduler": .pndm, "LMSDiscreteScheduler": .lms,
+            "EulerDiscreteScheduler": .euler, "EulerAncestralDiscreteScheduler": .eulerA, "HeunDiscreteScheduler": .heun,
+            "DPMSolverMultistepScheduler": karras ? .dpmpp2mKarras : .dpmpp2m, "UniPCMultistepScheduler": .unipc,
+        ]
+        return names[cls]?.displayName ?? cls
+    }
+}

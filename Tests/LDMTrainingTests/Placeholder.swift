@@ -1,2 +1,0 @@
-import XCTest
-final class LDMTrainingTestsPlaceholder: XCTestCase { func testNothingYet() {} }
