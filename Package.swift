@@ -41,7 +41,7 @@ let package = Package(
         .testTarget(name: "LDMModelsTests", dependencies: ["LDMModels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LDMDiffusionTests", dependencies: ["LDMDiffusion"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LDMTrainingTests", dependencies: ["LDMTraining", "LDMBench"]),
-        .testTarget(name: "CLITests", dependencies: ["LDMIO"]),
+        .testTarget(name: "CLITests", dependencies: ["LDMIO", "ldm"]),
     ],
     // Numeric code passes raw pointers into concurrentPerform; Swift 5 mode keeps that readable.
     swiftLanguageModes: [.v5]

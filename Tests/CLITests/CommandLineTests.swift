@@ -1,0 +1,89 @@
+// The command line as a user meets it: outputs with their parameters text, and every bad input
+// giving one error line, a non-zero exit and no output file.
+import XCTest
+import LDMIO
+
+final class CommandLineTests: XCTestCase {
+    var tiny: String { fixtures.appendingPathComponent("models/tiny-sd").path }
+    var initPNG: String { fixtures.appendingPathComponent("pipelines/init.png").path }
+    var maskPNG: String { fixtures.appendingPathComponent("pipelines/mask.png").path }
+
+    func testOutputCarriesA1111ParametersShownByImageInfo() throws {
+        let out = try temporaryFolder().appendingPathComponent("p.png")
+        let r = try ldm(["txt2img", "--model", tiny, "--prompt", "a red circle, big", "--negative-prompt", "blur", "--steps", "2",
+                         "--sampler", "dpm++2m-karras", "--seed", "42", "--output", out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let text = try PNGImage.read(path: out.path).texts.text(forKeyword: "parameters")
+        XCTAssertEqual(text, "a red circle, big\nNegative prompt: blur\nSteps: 2, Sampler: DPM++ 2M Karras, CFG scale: 7.5, Seed: 42, Size: 64x64, Model: tiny-sd, RNG: torch")
+        let info = try ldm(["image", "info", out.path])
+        XCTAssertEqual(info.status, 0)
+        XCTAssertTrue(info.stdout.contains("parameters: a red circle, big"), info.stdout)
+        XCTAssertTrue(info.stdout.contains("size: 64x64"), info.stdout)
+    }
+
+    func testPromptFileGivesOneImagePerPrompt() throws {
+        let dir = try temporaryFolder()
+        let prompts = dir.appendingPathComponent("p.txt")
+        try "# shapes\na red circle\n\na blue square\n".write(to: prompts, atomically: true, encoding: .utf8)
+        let r = try ldm(["txt2img", "--model", tiny, "--prompts", prompts.path, "--steps", "1", "--output", dir.appendingPathComponent("o.png").path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try PNGImage.read(path: dir.appendingPathComponent("o-2.png").path).texts.text(forKeyword: "parameters")?
+            .hasPrefix("a blue square\nSteps: 1"), true)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("o-3.png").path))
+    }
+
+    func testTokenizePrintsTheEncoderIds() throws {
+        let r = try ldm(["tokenize", "--model", tiny, "a red circle"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let ids = r.stdout.split(separator: " ").map { Int($0.trimmingCharacters(in: .whitespacesAndNewlines))! }
+        XCTAssertEqual(ids.count, 77)
+        XCTAssertEqual(ids.first, 1112) // <|startoftext|> of the tiny vocabulary
+        let long = try ldm(["tokenize", "--model", tiny, String(repeating: "red ", count: 100)])
+        XCTAssertTrue(long.stderr.contains("cut"), long.stderr)
+    }
+
+    /// Runs a bad command: one error line, non-zero exit, no output written.
+    func expectFailure(_ args: [String], mentions: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let dir = try temporaryFolder()
+        let out = dir.appendingPathComponent("out.png")
+        let r = try ldm(args + ["--output", out.path])
+        XCTAssertNotEqual(r.status, 0, "\(args)", file: file, line: line)
+        let lines = r.stderr.split(separator: "\n").filter { !$0.hasPrefix("loading") }
+        XCTAssertEqual(lines.count, 1, "stderr: \(r.stderr)", file: file, line: line)
+        XCTAssertTrue(r.stderr.contains(mentions), "stderr: \(r.stderr)", file: file, line: line)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), [], "left files behind", file: file, line: line)
+    }
+
+    func testBadInputsGiveOneErrorLine() throws {
+        let base = ["--model", tiny, "--prompt", "a red circle", "--steps", "2"]
+        try expectFailure(["txt2img"] + base + ["--width", "60"], mentions: "multiple of 8")
+        try expectFailure(["txt2img"] + base + ["--sampler", "magic"], mentions: "unknown sampler")
+        try expectFailure(["txt2img", "--model", tiny, "--prompt", "x", "--steps", "0"], mentions: "at least 1")
+        try expectFailure(["txt2img", "--model", "/nonexistent/model", "--prompt", "x"], mentions: "/nonexistent/model")
+        try expectFailure(["img2img"] + base + ["--image", "/nonexistent.png", "--strength", "0.5"], mentions: "/nonexistent.png")
+        try expectFailure(["img2img"] + base + ["--image", initPNG, "--strength", "1.5"], mentions: "strength")
+        try expectFailure(["img2img"] + base + ["--image", initPNG, "--strength", "0"], mentions: "strength")
+        let small = try temporaryFolder().appendingPathComponent("small.png")
+        try PNGImage(width: 32, height: 32, channels: 3, pixels: [UInt8](repeating: 255, count: 32 * 32 * 3)).write(to: small.path)
+        try expectFailure(["inpaint"] + base + ["--image", initPNG, "--mask", small.path], mentions: "mask")
+        let notPNG = try temporaryFolder().appendingPathComponent("x.png")
+        try "not a png".write(to: notPNG, atomically: true, encoding: .utf8)
+        try expectFailure(["img2img"] + base + ["--image", notPNG.path, "--strength", "0.5"], mentions: "PNG")
+        let odd = try temporaryFolder().appendingPathComponent("odd.png")
+        try PNGImage(width: 60, height: 64, channels: 3, pixels: [UInt8](repeating: 9, count: 60 * 64 * 3)).write(to: odd.path)
+        try expectFailure(["img2img"] + base + ["--image", odd.path, "--strength", "0.5"], mentions: "multiples of 8")
+    }
+
+    func testOutpaintGrowsTheCanvasAndKeepsTheOriginal() throws {
+        let out = try temporaryFolder().appendingPathComponent("o.png")
+        let r = try ldm(["inpaint", "--model", tiny, "--prompt", "a red circle", "--steps", "2", "--image", initPNG,
+                         "--extend", "8,0,8,16", "--output", out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let o = try PNGImage.read(path: out.path), i = try PNGImage.read(path: initPNG)
+        XCTAssertEqual(o.width, 80)
+        XCTAssertEqual(o.height, 80)
+        for y in 0..<i.height { for x in 0..<i.width { for c in 0..<3 {
+            XCTAssertEqual(o.pixels[(y * o.width + x + 8) * 4 + c], i.pixels[(y * i.width + x) * 4 + c])
+        } } }
+    }
+}
