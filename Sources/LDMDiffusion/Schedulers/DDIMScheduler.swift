@@ -119,7 +119,7 @@ public struct DDIMScheduler: Scheduler {
         try require(config.betaSchedule, in: [.linear, .scaledLinear, .squaredcosCapV2],
                     key: "beta_schedule", scheduler: name)
         self.config = config
-        schedule = NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
+        schedule = try NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
                                  betaEnd: config.betaEnd, schedule: config.betaSchedule,
                                  trainedBetas: config.trainedBetas, rescaleZeroSNR: config.rescaleBetasZeroSnr)
         finalAlphaCumprod = config.setAlphaToOne ? 1 : schedule.alphasCumprod[0]

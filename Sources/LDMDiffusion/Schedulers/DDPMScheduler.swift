@@ -132,7 +132,7 @@ public struct DDPMScheduler: Scheduler {
         try require(config.varianceType, in: [.fixedSmall, .fixedSmallLog, .fixedLarge],
                     key: "variance_type", scheduler: name)
         self.config = config
-        schedule = NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
+        schedule = try NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
                                  betaEnd: config.betaEnd, schedule: config.betaSchedule,
                                  trainedBetas: config.trainedBetas, rescaleZeroSNR: config.rescaleBetasZeroSnr)
         timesteps = (0..<config.numTrainTimesteps).reversed().map { Float($0) }

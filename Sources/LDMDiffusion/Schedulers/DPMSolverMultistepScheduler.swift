@@ -228,7 +228,7 @@ public struct DPMSolverMultistepScheduler: SigmaScheduler {
                 "final_sigmas_type \"zero\" is not supported with algorithm_type \"\(config.algorithmType.rawValue)\"; use \"sigma_min\"")
         }
         self.config = config
-        var schedule = NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
+        var schedule = try NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
                                      betaEnd: config.betaEnd, schedule: config.betaSchedule,
                                      trainedBetas: config.trainedBetas, rescaleZeroSNR: config.rescaleBetasZeroSnr)
         if config.rescaleBetasZeroSnr { schedule.alphasCumprod[schedule.alphasCumprod.count - 1] = 0x1p-24 }
@@ -238,7 +238,7 @@ public struct DPMSolverMultistepScheduler: SigmaScheduler {
 
     public mutating func setTimesteps(_ count: Int) throws {
         guard count >= 1 else {
-            throw SchedulerError.invalidStepCount(count, limit: config.numTrainTimesteps, scheduler: Self.className)
+            throw SchedulerError.invalidStepCount(count, limit: nil, scheduler: Self.className)
         }
         let trainSteps = config.numTrainTimesteps
         // 1. the last usable training timestep: λ_t = log √ᾱ − log √(1 − ᾱ) must be ≥ lambda_min_clipped

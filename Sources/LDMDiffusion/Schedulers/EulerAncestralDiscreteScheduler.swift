@@ -92,7 +92,7 @@ public struct EulerAncestralDiscreteScheduler: SigmaScheduler {
         try require(config.betaSchedule, in: [.linear, .scaledLinear, .squaredcosCapV2], key: "beta_schedule", scheduler: name)
         try require(config.predictionType, in: [.epsilon, .vPrediction], key: "prediction_type", scheduler: name)
         self.config = config
-        var schedule = NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
+        var schedule = try NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
                                      betaEnd: config.betaEnd, schedule: config.betaSchedule,
                                      trainedBetas: config.trainedBetas, rescaleZeroSNR: config.rescaleBetasZeroSnr)
         if config.rescaleBetasZeroSnr { schedule.alphasCumprod[schedule.alphasCumprod.count - 1] = 0x1p-24 }
@@ -102,7 +102,7 @@ public struct EulerAncestralDiscreteScheduler: SigmaScheduler {
 
     public mutating func setTimesteps(_ count: Int) throws {
         guard count >= 1 else {
-            throw SchedulerError.invalidStepCount(count, limit: config.numTrainTimesteps, scheduler: Self.className)
+            throw SchedulerError.invalidStepCount(count, limit: nil, scheduler: Self.className)
         }
         let steps = spacedTimesteps(config.timestepSpacing, count: count, trainSteps: config.numTrainTimesteps,
                                     stepsOffset: config.stepsOffset, integer: false)

@@ -145,7 +145,7 @@ public struct EulerDiscreteScheduler: SigmaScheduler {
             throw SchedulerError.conflictingKeys("only one of use_karras_sigmas, use_exponential_sigmas can be true")
         }
         self.config = config
-        var schedule = NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
+        var schedule = try NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
                                      betaEnd: config.betaEnd, schedule: config.betaSchedule,
                                      trainedBetas: config.trainedBetas, rescaleZeroSNR: config.rescaleBetasZeroSnr)
         // With zero terminal SNR, ᾱ_{T−1} = 0 would make σ infinite: diffusers uses 2⁻²⁴.
@@ -156,7 +156,7 @@ public struct EulerDiscreteScheduler: SigmaScheduler {
 
     public mutating func setTimesteps(_ count: Int) throws {
         guard count >= 1 else {
-            throw SchedulerError.invalidStepCount(count, limit: config.numTrainTimesteps, scheduler: Self.className)
+            throw SchedulerError.invalidStepCount(count, limit: nil, scheduler: Self.className)
         }
         var steps = spacedTimesteps(config.timestepSpacing, count: count, trainSteps: config.numTrainTimesteps,
                                     stepsOffset: config.stepsOffset, integer: false)

@@ -120,7 +120,7 @@ public struct HeunDiscreteScheduler: SigmaScheduler {
             throw SchedulerError.conflictingKeys("only one of use_karras_sigmas, use_exponential_sigmas can be true")
         }
         self.config = config
-        schedule = NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
+        schedule = try NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
                                  betaEnd: config.betaEnd, schedule: config.betaSchedule,
                                  trainedBetas: config.trainedBetas)
         try setTimesteps(config.numTrainTimesteps)
@@ -128,7 +128,7 @@ public struct HeunDiscreteScheduler: SigmaScheduler {
 
     public mutating func setTimesteps(_ count: Int) throws {
         guard count >= 1 else {
-            throw SchedulerError.invalidStepCount(count, limit: config.numTrainTimesteps, scheduler: Self.className)
+            throw SchedulerError.invalidStepCount(count, limit: nil, scheduler: Self.className)
         }
         var steps = spacedTimesteps(config.timestepSpacing, count: count, trainSteps: config.numTrainTimesteps,
                                     stepsOffset: config.stepsOffset, integer: false)

@@ -38,11 +38,15 @@ struct NoiseSchedule: Sendable {
     var alphasCumprod: [Float]
 
     /// Builds the schedule as diffusers' scheduler constructors do. `trainedBetas`, when given,
-    /// replaces the schedule. `rescaleZeroSNR` applies Lin et al. (2023) Algorithm 1 to β.
+    /// replaces the schedule (it must hold at least 2 values). `rescaleZeroSNR` applies
+    /// Lin et al. (2023) Algorithm 1 to β.
     init(trainSteps: Int, betaStart: Double, betaEnd: Double, schedule: BetaSchedule,
-         trainedBetas: [Double]?, rescaleZeroSNR: Bool = false) {
+         trainedBetas: [Double]?, rescaleZeroSNR: Bool = false) throws {
         var betas: [Float]
         if let trainedBetas {
+            guard trainedBetas.count >= 2 else {
+                throw SchedulerError.invalidValue(key: "trained_betas", detail: "needs at least 2 values, got \(trainedBetas.count)")
+            }
             betas = trainedBetas.map { Float($0) }
         } else {
             switch schedule {

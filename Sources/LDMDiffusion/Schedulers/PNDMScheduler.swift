@@ -106,7 +106,7 @@ public struct PNDMScheduler: Scheduler {
                     key: "beta_schedule", scheduler: name)
         try require(config.predictionType, in: [.epsilon, .vPrediction], key: "prediction_type", scheduler: name)
         self.config = config
-        schedule = NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
+        schedule = try NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
                                  betaEnd: config.betaEnd, schedule: config.betaSchedule,
                                  trainedBetas: config.trainedBetas)
         finalAlphaCumprod = config.setAlphaToOne ? 1 : schedule.alphasCumprod[0]
@@ -115,7 +115,7 @@ public struct PNDMScheduler: Scheduler {
 
     public mutating func setTimesteps(_ count: Int) throws {
         let name = Self.className, trainSteps = config.numTrainTimesteps
-        guard count >= 1 else { throw SchedulerError.invalidStepCount(count, limit: trainSteps, scheduler: name) }
+        guard count >= 1 else { throw SchedulerError.invalidStepCount(count, limit: nil, scheduler: name) }
         if !config.skipPrkSteps && count < Self.pndmOrder {
             throw SchedulerError.scheduleTooShort(count: count, scheduler: name,
                                                   detail: "the Runge-Kutta warm-up (skip_prk_steps false) needs at least 4 steps")

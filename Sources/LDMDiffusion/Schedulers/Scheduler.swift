@@ -107,8 +107,8 @@ public enum FinalSigmasType: String, Codable, Sendable, CaseIterable {
 
 /// Errors from building or running a scheduler.
 public enum SchedulerError: Error, Equatable, CustomStringConvertible, LocalizedError {
-    /// `setTimesteps` was given a step count outside 1...limit.
-    case invalidStepCount(Int, limit: Int, scheduler: String)
+    /// `setTimesteps` was given a step count below 1 or above `limit` (when the scheduler has one).
+    case invalidStepCount(Int, limit: Int?, scheduler: String)
     /// A config key has a value this scheduler does not support.
     case unsupportedValue(key: String, value: String, scheduler: String, supported: String)
     /// A config key has a value of the wrong JSON type.
@@ -124,8 +124,10 @@ public enum SchedulerError: Error, Equatable, CustomStringConvertible, Localized
 
     public var description: String {
         switch self {
-        case let .invalidStepCount(n, limit, s):
+        case let .invalidStepCount(n, limit?, s):
             return "\(s): number of inference steps must be between 1 and \(limit), got \(n)"
+        case let .invalidStepCount(n, nil, s):
+            return "\(s): number of inference steps must be at least 1, got \(n)"
         case let .unsupportedValue(key, value, s, supported):
             return "scheduler config: \(key) = \(value) is not supported by \(s) (supported: \(supported))"
         case let .invalidValue(key, detail):

@@ -96,7 +96,8 @@ public enum SamplerName: String, CaseIterable, Sendable {
 /// - With `sampler`: that sampler's class configured from the keys PRESENT in the file plus the
 ///   class's own defaults for the rest (what diffusers' `Class.from_pretrained(model,
 ///   subfolder="scheduler")` gives, not `from_config` of another loaded scheduler's full config),
-///   plus the keys the sampler name pins (`SamplerName.forcedKeys`).
+///   plus what the sampler name pins: dpm++2m / dpm++2m-karras are DPM-Solver++ of order 2 with
+///   use_karras_sigmas false / true.
 ///
 /// Throws `SchedulerError` for an unreadable file, an unknown `_class_name`, or a value the
 /// scheduler does not support (naming the key).

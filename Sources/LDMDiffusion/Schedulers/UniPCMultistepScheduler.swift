@@ -210,7 +210,7 @@ public struct UniPCMultistepScheduler: SigmaScheduler {
             throw SchedulerError.conflictingKeys("only one of use_karras_sigmas, use_exponential_sigmas can be true")
         }
         self.config = config
-        var schedule = NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
+        var schedule = try NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
                                      betaEnd: config.betaEnd, schedule: config.betaSchedule,
                                      trainedBetas: config.trainedBetas, rescaleZeroSNR: config.rescaleBetasZeroSnr)
         if config.rescaleBetasZeroSnr { schedule.alphasCumprod[schedule.alphasCumprod.count - 1] = 0x1p-24 }
@@ -220,7 +220,7 @@ public struct UniPCMultistepScheduler: SigmaScheduler {
 
     public mutating func setTimesteps(_ count: Int) throws {
         guard count >= 1 else {
-            throw SchedulerError.invalidStepCount(count, limit: config.numTrainTimesteps, scheduler: Self.className)
+            throw SchedulerError.invalidStepCount(count, limit: nil, scheduler: Self.className)
         }
         let trainSteps = config.numTrainTimesteps
         // 1. spacing over N + 1 points, dropping the last (t = 0)

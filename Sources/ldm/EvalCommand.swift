@@ -1,0 +1,76 @@
+// `ldm eval --model DIR --prompts FILE`: generate every prompt and score it with the Shapes analyser,
+// printing accuracy per caption form.
+
+import ArgumentParser
+import Foundation
+import LDMBench
+import LDMCore
+import LDMDiffusion
+import LDMIO
+import LDMTraining
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval", abstract: "Prompt adherence on the Shapes world, per caption form.")
+    @OptionGroup var model: ModelArguments
+    @Option(help: "Prompts, one per line (# comments), in the Shapes caption grammar.") var prompts: String
+    @Option(help: "Images per prompt.") var images: Int = 4
+    @Option(help: "Denoising steps (default: the model's, else 20).") var steps: Int?
+    @Option(help: "Guidance scale (default: the model's, else 7.5).") var guidance: Float?
+    @Option(help: "Sampler (default: the model's).") var sampler: String?
+    @Option(help: "Seed of the first prompt (prompt i uses seed + i).") var seed: UInt64 = 1000
+    @Option(help: "Also save every image (with its verdict in the file name) in this folder.") var out: String?
+    @Flag(help: "Also print accuracy per attribute.") var attributes = false
+
+    func validate() throws {
+        if images < 1 { throw ValidationError("--images must be at least 1") }
+        if let sampler, SamplerName(rawValue: sampler) == nil { throw ValidationError("unknown sampler \(sampler)") }
+    }
+
+    func run() throws {
+        guard let text = try? String(contentsOfFile: prompts, encoding: .utf8) else {
+            throw ValidationError("cannot read prompt file \(prompts)")
+        }
+        let list = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        var parsed: [(String, ParsedCaption)] = []
+        for p in list {
+            guard let c = ShapesCaption.parse(p) else { throw ValidationError("not a Shapes caption: \"\(p)\"") }
+            parsed.append((p, c))
+        }
+        if parsed.isEmpty { throw ValidationError("prompt file \(prompts) has no prompts") }
+        let folder = try model.folder()
+        let defaults = ModelDefaults.load(folder)
+        let pipeline = try StableDiffusionPipeline(folder: folder)
+        let analyser = ShapesAnalyser()
+        var evaluation = ShapesEvaluation()
+        let progress = ProgressReporter(label: "eval")
+        let start = Date()
+        if let out { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
+        for (i, (prompt, caption)) in parsed.enumerated() {
+            var r = GenerationRequest(prompt: prompt)
+            r.steps = steps ?? defaults.steps ?? 20
+            r.guidance = guidance ?? defaults.guidance ?? 7.5
+            r.sampler = (sampler ?? defaults.sampler).flatMap(SamplerName.init(rawValue:))
+            r.seed = seed + UInt64(i)
+            r.batch = images
+            let result = try pipeline.generate(r)
+            for k in 0..<images {
+                let png = pngImage(result, index: k)
+                let verdict = analyser.evaluate(RGBImage(png), caption: caption)
+                evaluation.record(verdict)
+                if let out {
+                    let name = String(format: "%04d-%d-%@.png", i, k, verdict.matches ? "ok" : "wrong")
+                    var withText = png
+                    withText.texts = [PNGTextChunk(keyword: "parameters", text: prompt)]
+                    try withText.write(to: URL(fileURLWithPath: out).appendingPathComponent(name).path)
+                }
+            }
+            progress.report(step: i + 1, total: parsed.count, elapsed: Date().timeIntervalSince(start),
+                            detail: String(format: "%.0f%% so far", 100 * (evaluation.overall.accuracy ?? 0)), final: i + 1 == parsed.count)
+        }
+        print("model \(folder.path), \(images) images per prompt, \(steps ?? defaults.steps ?? 20) steps, guidance \(guidance ?? defaults.guidance ?? 7.5)")
+        evaluation.printTable()
+        if attributes { print(evaluation.attributeTable) }
+    }
+}
