@@ -39,7 +39,7 @@ let package = Package(
         .testTarget(name: "LDMCoreTests", dependencies: ["LDMCore"]),
         .testTarget(name: "LDMIOTests", dependencies: ["LDMIO"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LDMModelsTests", dependencies: ["LDMModels"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "LDMDiffusionTests", dependencies: ["LDMDiffusion"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LDMDiffusionTests", dependencies: ["LDMDiffusion"]),
         .testTarget(name: "LDMTrainingTests", dependencies: ["LDMTraining", "LDMBench"]),
         .testTarget(name: "CLITests", dependencies: ["LDMIO", "ldm"]),
     ],

@@ -1,2 +1,0 @@
-import XCTest
-final class LDMDiffusionTestsPlaceholder: XCTestCase { func testNothingYet() {} }
