@@ -1,0 +1,155 @@
+// Training runs on tiny configurations: the loss falls, a resumed run ends with exactly the weights
+// of an uninterrupted one, and unfinished checkpoints are ignored.
+import Foundation
+import XCTest
+import LDMCore
+import LDMModels
+@testable import LDMTraining
+
+/// The first `n` Shapes images, repeated: a finite set small models can fit quickly.
+struct FixedShapes: ImageCaptionDataset {
+    let base = ShapesDataset(seed: 3)
+    let n: Int
+    var imageSize: Int { 64 }
+    var count: Int? { n }
+    func sample(_ index: Int) throws -> (image: [Float], caption: String) { try base.sample(index % n) }
+}
+
+final class TrainingTests: XCTestCase {
+    func tinyVAEConfig(steps: Int) -> VAETrainingConfig {
+        var c = VAETrainingConfig()
+        c.blockOutChannels = [8, 8]
+        c.layersPerBlock = 1
+        c.normNumGroups = 4
+        c.batchSize = 2
+        c.steps = steps
+        c.learningRate = 3e-3
+        c.warmupSteps = 2
+        c.checkpointEvery = 1000
+        c.sampleEvery = 1000
+        c.heldOutCount = 2
+        return c
+    }
+
+    func temporary() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ldm-train-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    func testVAELossFalls() throws {
+        let trainer = try VAETrainer(config: tinyVAEConfig(steps: 40), dataset: FixedShapes(n: 4), heldOut: FixedShapes(n: 4),
+                                     runFolder: try temporary())
+        var losses: [Float] = []
+        for _ in 0..<40 { losses.append(try trainer.trainStep()) }
+        let first = losses.prefix(5).reduce(0, +) / 5, last = losses.suffix(5).reduce(0, +) / 5
+        XCTAssertLessThan(last, 0.7 * first, "losses \(losses)")
+    }
+
+    func testResumedVAERunEndsWithTheSameWeights() throws {
+        let config = tinyVAEConfig(steps: 6)
+        let straight = try VAETrainer(config: config, dataset: ShapesDataset(seed: 1), heldOut: FixedShapes(n: 2), runFolder: try temporary())
+        for _ in 0..<6 { _ = try straight.trainStep() }
+
+        let folder = try temporary()
+        let first = try VAETrainer(config: config, dataset: ShapesDataset(seed: 1), heldOut: FixedShapes(n: 2), runFolder: folder)
+        for _ in 0..<3 { _ = try first.trainStep() }
+        try first.checkpoint()
+        let second = try VAETrainer(config: config, dataset: ShapesDataset(seed: 1), heldOut: FixedShapes(n: 2), runFolder: folder)
+        XCTAssertEqual(try second.resume(), 3)
+        for _ in 0..<3 { _ = try second.trainStep() }
+
+        for ((name, a), (_, b)) in zip(straight.vae.namedParameters(), second.vae.namedParameters()) {
+            XCTAssertEqual(a.value.array, b.value.array, name)
+        }
+        for ((name, a), (_, b)) in zip(straight.ema.shadows, second.ema.shadows) { XCTAssertEqual(a.array, b.array, "EMA \(name)") }
+    }
+
+    func testCheckpointWithoutManifestIsIgnored() throws {
+        let folder = try temporary()
+        let trainer = try VAETrainer(config: tinyVAEConfig(steps: 4), dataset: FixedShapes(n: 2), heldOut: FixedShapes(n: 2), runFolder: folder)
+        _ = try trainer.trainStep()
+        try trainer.checkpoint()
+        // An interrupted write: a later checkpoint folder whose manifest was never written.
+        let broken = folder.appendingPathComponent("checkpoint-0000009")
+        try FileManager.default.copyItem(at: folder.appendingPathComponent("checkpoint-0000001"), to: broken)
+        try FileManager.default.removeItem(at: broken.appendingPathComponent("manifest.json"))
+        // And one whose files do not match its manifest.
+        let truncated = folder.appendingPathComponent("checkpoint-0000008")
+        try FileManager.default.copyItem(at: folder.appendingPathComponent("checkpoint-0000001"), to: truncated)
+        try Data([1, 2, 3]).write(to: truncated.appendingPathComponent("model.safetensors"))
+        let manifest = try String(contentsOf: truncated.appendingPathComponent("manifest.json"), encoding: .utf8)
+            .replacingOccurrences(of: "\"step\":1", with: "\"step\":8")
+        try manifest.write(to: truncated.appendingPathComponent("manifest.json"), atomically: true, encoding: .utf8)
+
+        XCTAssertEqual(CheckpointStore(folder: folder).latest()?.step, 1)
+        let resumed = try VAETrainer(config: tinyVAEConfig(steps: 4), dataset: FixedShapes(n: 2), heldOut: FixedShapes(n: 2), runFolder: folder)
+        XCTAssertEqual(try resumed.resume(), 1)
+    }
+
+    func testCheckpointsKeepTheNewestTwo() throws {
+        let folder = try temporary()
+        let trainer = try VAETrainer(config: tinyVAEConfig(steps: 4), dataset: FixedShapes(n: 2), heldOut: FixedShapes(n: 2), runFolder: folder)
+        for _ in 0..<3 { _ = try trainer.trainStep(); try trainer.checkpoint() }
+        XCTAssertEqual(CheckpointStore(folder: folder).complete().map(\.step), [2, 3])
+    }
+
+    func testDiffusionLossFallsAndResumes() throws {
+        let root = try temporary()
+        // A tiny frozen VAE (f = 2).
+        let vaeFolder = root.appendingPathComponent("vae")
+        let vae = try AutoencoderKL(config: VAEConfig(blockOutChannels: [8, 8], layersPerBlock: 1, latentChannels: 4, normNumGroups: 4,
+                                                      sampleSize: 64, scalingFactor: 1))
+        var rng = SwiftRandomSource(seed: 9)
+        vae.initializeWeights(&rng)
+        try saveVAE(vae, to: vaeFolder)
+        var c = DiffusionTrainingConfig()
+        c.blockOutChannels = [8, 16]
+        c.downBlockTypes = ["DownBlock2D", "CrossAttnDownBlock2D"]
+        c.upBlockTypes = ["CrossAttnUpBlock2D", "UpBlock2D"]
+        c.attentionHeads = 2
+        c.normNumGroups = 4
+        c.textHiddenSize = 16
+        c.textLayers = 1
+        c.textHeads = 2
+        c.textIntermediateSize = 32
+        c.maxTokens = 16
+        c.batchSize = 4
+        c.steps = 60
+        c.learningRate = 2e-3
+        c.warmupSteps = 5
+        c.predictionType = "epsilon"
+        c.minSNRGamma = 0
+        let data = FixedShapes(n: 4)
+        let captions = try (0..<4).map { try data.sample($0).caption }
+        let trainer = try DiffusionTrainer(config: c, vaeFolder: vaeFolder, dataset: data, captions: captions,
+                                           runFolder: root.appendingPathComponent("run"))
+        var losses: [Float] = []
+        for _ in 0..<60 { losses.append(try trainer.trainStep()) }
+        let first = losses.prefix(10).reduce(0, +) / 10, last = losses.suffix(10).reduce(0, +) / 10
+        XCTAssertLessThan(last, 0.8 * first, "losses \(losses)")
+
+        // Interrupted at step 2 and resumed: the same weights as 4 straight steps.
+        c.steps = 4
+        let straight = try DiffusionTrainer(config: c, vaeFolder: vaeFolder, dataset: data, captions: captions, runFolder: root.appendingPathComponent("a"))
+        for _ in 0..<4 { _ = try straight.trainStep() }
+        let partA = try DiffusionTrainer(config: c, vaeFolder: vaeFolder, dataset: data, captions: captions, runFolder: root.appendingPathComponent("b"))
+        for _ in 0..<2 { _ = try partA.trainStep() }
+        try partA.checkpoint()
+        let partB = try DiffusionTrainer(config: c, vaeFolder: vaeFolder, dataset: data, captions: captions, runFolder: root.appendingPathComponent("b"))
+        XCTAssertEqual(try partB.resume(), 2)
+        for _ in 0..<2 { _ = try partB.trainStep() }
+        for ((name, a), (_, b)) in zip(straight.params, partB.params) { XCTAssertEqual(a.value.array, b.value.array, name) }
+    }
+
+    func testLearnedVocabularyTokenizesCaptionWordsAsSingleTokens() throws {
+        let folder = try temporary()
+        let vocab = LearnedVocabulary(wordCounts: ["a": 10, "red": 5, "circle": 3, "above": 2])
+        try vocab.save(to: folder, maxLength: 16)
+        let tok = try CLIPTokenizer.load(folder: folder)
+        XCTAssertEqual(tok.tokenize("a red circle above"), ["a</w>", "red</w>", "circle</w>", "above</w>"])
+        XCTAssertEqual(tok.encode("a red circle").ids.count, 16)
+        // Words outside the captions still tokenize (byte fallback).
+        XCTAssertEqual(tok.tokenize("zebra").joined(), "zebra</w>")
+    }
+}
