@@ -34,7 +34,7 @@ image: build
 	$(LDM) txt2img --prompt "$(PROMPT)" --output "$(OUT)"
 
 checkpoints: build
-	$(LDM) train all --out Checkpoints
+	scripts/train-default-model.sh
 
 clean:
 	rm -rf .build

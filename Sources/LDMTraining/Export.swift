@@ -7,7 +7,8 @@ import LDMModels
 
 /// Writes the VAE with `scaling_factor` set to 1/std of its latents (posterior means) on held-out images,
 /// as Stable Diffusion's factor was chosen.
-public func exportVAE(_ vae: AutoencoderKL, heldOut: ImageCaptionDataset, to folder: URL, images: Int = 256) throws {
+public func exportVAE(_ vae: AutoencoderKL, heldOut: ImageCaptionDataset, to folder: URL, images: Int = 256,
+                      dtype: SafeTensorsDType = .f32) throws {
     var sum = 0.0, sumSq = 0.0, n = 0.0
     var done = 0
     while done < images {
@@ -22,7 +23,7 @@ public func exportVAE(_ vae: AutoencoderKL, heldOut: ImageCaptionDataset, to fol
     config.scalingFactor = Float(1 / max(variance, 1e-12).squareRoot())
     let out = try AutoencoderKL(config: config)
     for ((_, a), (_, b)) in zip(out.namedParameters(), vae.namedParameters()) { a.value.copy(from: b.value) }
-    try saveVAE(out, to: folder)
+    try saveVAE(out, to: folder, dtype: dtype)
 }
 
 /// Writes the full diffusers folder of a diffusion run: EMA U-Net and text encoder, its tokenizer,

@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import LDMCore
+import LDMIO
 import LDMModels
 import LDMTraining
 
@@ -25,6 +26,7 @@ struct TrainCommand: ParsableCommand {
         @Option(help: "Training images: 'shapes' (generated) or a folder of PNGs with .txt captions.")
         var dataset: String = "shapes"
         @Option(help: "Write the trained (EMA) model here when the run ends.") var export: String?
+        @Flag(help: "Store exported weights as F16 (half the size).") var exportF16 = false
 
         func validate() throws {
             if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
@@ -81,7 +83,7 @@ struct TrainCommand: ParsableCommand {
                 let url = URL(fileURLWithPath: export)
                 let psnr = try trainer.heldOutPSNR(useEMA: true)
                 let model = try trainer.emaModel()
-                try exportVAE(model, heldOut: heldOut, to: url)
+                try exportVAE(model, heldOut: heldOut, to: url, dtype: options.exportF16 ? .f16 : .f32)
                 progress.note(String(format: "exported to %@ (held-out PSNR %.2f dB, scaling factor %.5f)", export, psnr,
                                      model.config.scalingFactor))
             }
@@ -116,7 +118,7 @@ struct TrainCommand: ParsableCommand {
             InterruptFlag.install()
             try trainer.run(report: { TrainCommand.report(progress, $0) })
             if let export = options.export, trainer.step >= c.steps {
-                try exportDiffusionModel(trainer, to: URL(fileURLWithPath: export))
+                try exportDiffusionModel(trainer, to: URL(fileURLWithPath: export), dtype: options.exportF16 ? .f16 : .f32)
                 progress.note("exported to \(export)")
             }
         }
