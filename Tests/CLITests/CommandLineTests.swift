@@ -21,6 +21,15 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(info.stdout.contains("size: 64x64"), info.stdout)
     }
 
+    func testOverlongPromptWarnsWhatWasCut() throws {
+        let out = try temporaryFolder().appendingPathComponent("long.png")
+        let long = Array(repeating: "red circle", count: 60).joined(separator: " ")
+        let r = try ldm(["txt2img", "--model", tiny, "--prompt", long, "--steps", "1", "--output", out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("longer than 77 tokens") && r.stderr.contains("cut to"), r.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out.path))
+    }
+
     func testPromptFileGivesOneImagePerPrompt() throws {
         let dir = try temporaryFolder()
         let prompts = dir.appendingPathComponent("p.txt")
