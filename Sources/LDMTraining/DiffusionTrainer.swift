@@ -133,22 +133,49 @@ public final class DiffusionTrainer {
         alphasCumprod = config.alphasCumprod
     }
 
-    /// Loads the newest complete checkpoint; returns its step, or nil when there is none.
+    /// Loads the newest complete checkpoint of the run folder; returns its step, or nil when there is none.
     @discardableResult
     public func resume() throws -> Int? {
         guard let (s, url) = store.latest() else { return nil }
+        try load(checkpoint: url, step: s)
+        return s
+    }
+
+    /// Loads weights, EMA and (when present) optimiser moments from a checkpoint folder. A folder
+    /// without `optimizer.safetensors` (a compact, committed checkpoint) restarts the moments at zero.
+    public func load(checkpoint url: URL, step s: Int) throws {
         let weights = try loadTensors(url.appendingPathComponent("model.safetensors"))
         let emaWeights = try loadTensors(url.appendingPathComponent("ema.safetensors"))
         for ((name, p), (_, shadow)) in zip(params, ema.shadows) {
-            guard let w = weights[name], w.count == p.value.count, let e = emaWeights[name] else {
-                throw TrainingError.badCheckpoint("\(url.path) lacks \(name)")
+            guard let w = weights[name], w.count == p.value.count, let e = emaWeights[name], e.count == w.count else {
+                throw TrainingError.badCheckpoint("\(url.path) lacks \(name) or has it in another shape")
             }
             p.value.copy(from: w)
             shadow.copy(from: e)
         }
-        try optimizer.restore(step: s, moments: loadTensors(url.appendingPathComponent("optimizer.safetensors")))
+        let moments = url.appendingPathComponent("optimizer.safetensors")
+        if FileManager.default.fileExists(atPath: moments.path) {
+            try optimizer.restore(step: s, moments: loadTensors(moments))
+        } else {
+            optimizer.step = s
+        }
         step = s
-        return s
+    }
+
+    /// Writes a compact copy of the current state for carrying a run to another machine: F16 weights
+    /// and EMA, no optimiser moments, the step in `state.json` and the tokenizer beside them.
+    public func saveCompact(to folder: URL) throws {
+        let fm = FileManager.default
+        let tmp = folder.deletingLastPathComponent().appendingPathComponent(".\(folder.lastPathComponent).tmp")
+        try? fm.removeItem(at: tmp)
+        try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
+        try saveTensors(params.map { ($0.0, $0.1.value) }, to: tmp.appendingPathComponent("model.safetensors"), dtype: .f16)
+        try saveTensors(ema.shadows, to: tmp.appendingPathComponent("ema.safetensors"), dtype: .f16)
+        try JSONSerialization.data(withJSONObject: ["step": step], options: []).write(to: tmp.appendingPathComponent("state.json"))
+        try JSONEncoder().encode(config).write(to: tmp.appendingPathComponent("diffusion-training.json"))
+        try fm.copyItem(at: runFolder.appendingPathComponent("tokenizer"), to: tmp.appendingPathComponent("tokenizer"))
+        try? fm.removeItem(at: folder)
+        try fm.moveItem(at: tmp, to: folder)
     }
 
     /// Writes a checkpoint of the current state.

@@ -96,6 +96,10 @@ struct TrainCommand: ParsableCommand {
         @Option(help: "Folder of the trained VAE (config.json + weights).") var vae: String
         @Option(help: "U-Net channels per level, comma separated.") var channels: String?
         @Option(help: "epsilon or v_prediction.") var prediction: String?
+        @Option(help: "Start from a compact checkpoint (written by --save-compact) when the run folder has none.")
+        var resumeFrom: String?
+        @Option(help: "When the run stops, also write a compact F16 copy of its state here (to carry it to another machine).")
+        var saveCompact: String?
 
         func run() throws {
             var c = DiffusionTrainingConfig()
@@ -110,13 +114,44 @@ struct TrainCommand: ParsableCommand {
             if let v = options.checkpointEvery { c.checkpointEvery = v }
             let (train, _) = try options.makeDataset()
             let captions = try (0..<5000).map { try train.sample($0).caption }
+            let fm = FileManager.default
+            var compactStep: Int?
+            if let resumeFrom, CheckpointStore(folder: options.folder).latest() == nil {
+                let from = URL(fileURLWithPath: resumeFrom)
+                guard let data = try? Data(contentsOf: from.appendingPathComponent("state.json")),
+                      let state = try JSONSerialization.jsonObject(with: data) as? [String: Any], let step = state["step"] as? Int else {
+                    throw ValidationError("\(resumeFrom) is not a compact checkpoint (no state.json with a step)")
+                }
+                if let saved = try? Data(contentsOf: from.appendingPathComponent("diffusion-training.json")) {
+                    let old = try JSONDecoder().decode(DiffusionTrainingConfig.self, from: saved)
+                    let steps = c.steps, batch = c.batchSize
+                    c = old
+                    if options.steps != nil { c.steps = steps }
+                    if options.batch != nil { c.batchSize = batch }
+                }
+                let tok = options.folder.appendingPathComponent("tokenizer")
+                if !fm.fileExists(atPath: tok.path) {
+                    try fm.createDirectory(at: options.folder, withIntermediateDirectories: true)
+                    try fm.copyItem(at: from.appendingPathComponent("tokenizer"), to: tok)
+                }
+                compactStep = step
+            }
             let trainer = try DiffusionTrainer(config: c, vaeFolder: URL(fileURLWithPath: vae), dataset: train, captions: captions,
                                                runFolder: options.folder)
             let progress = ProgressReporter(label: "train unet")
-            if options.resume, let s = try trainer.resume() { progress.note("resumed from step \(s)") }
+            if let compactStep, let resumeFrom {
+                try trainer.load(checkpoint: URL(fileURLWithPath: resumeFrom), step: compactStep)
+                progress.note("started from the compact checkpoint \(resumeFrom) at step \(compactStep)")
+            } else if options.resume, let s = try trainer.resume() {
+                progress.note("resumed from step \(s)")
+            }
             progress.note("U-Net \(groupedDigits(trainer.unet.parameterCount)) + text encoder \(groupedDigits(trainer.text.parameterCount)) parameters, vocabulary \(trainer.tokenizer.vocabularySize), batch \(c.batchSize)")
             InterruptFlag.install()
             try trainer.run(report: { TrainCommand.report(progress, $0) })
+            if let saveCompact {
+                try trainer.saveCompact(to: URL(fileURLWithPath: saveCompact))
+                progress.note("wrote the compact checkpoint \(saveCompact) (step \(trainer.step))")
+            }
             if let export = options.export, trainer.step >= c.steps {
                 try exportDiffusionModel(trainer, to: URL(fileURLWithPath: export), dtype: options.exportF16 ? .f16 : .f32)
                 progress.note("exported to \(export)")
