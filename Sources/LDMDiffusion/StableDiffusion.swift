@@ -94,6 +94,15 @@ public final class StableDiffusionPipeline {
         }
     }
 
+    /// A pipeline from models already in memory; `folder` only supplies `scheduler/scheduler_config.json`.
+    public init(folder: URL, tokenizer: CLIPTokenizer, textEncoder: CLIPTextModel, unet: UNet2DConditionModel, vae: AutoencoderKL) {
+        self.folder = folder
+        self.tokenizer = tokenizer
+        self.textEncoder = textEncoder
+        self.unet = unet
+        self.vae = vae
+    }
+
     /// The scheduler for `sampler` (nil: the folder's own class) configured from the folder.
     public func makeScheduler(_ sampler: SamplerName?) throws -> any Scheduler {
         try LDMDiffusion.makeScheduler(folderConfig: folder.appendingPathComponent("scheduler/scheduler_config.json"), sampler: sampler)

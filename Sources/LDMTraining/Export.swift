@@ -38,17 +38,7 @@ public func exportDiffusionModel(_ trainer: DiffusionTrainer, to folder: URL, dt
     let tok = folder.appendingPathComponent("tokenizer")
     try? fm.removeItem(at: tok)
     try fm.copyItem(at: trainer.runFolder.appendingPathComponent("tokenizer"), to: tok)
-    let c = trainer.config
-    let scheduler: [String: Any] = [
-        "_class_name": "DPMSolverMultistepScheduler", "_diffusers_version": "0.30.0",
-        "num_train_timesteps": c.trainTimesteps, "beta_start": c.betaStart, "beta_end": c.betaEnd,
-        "beta_schedule": "scaled_linear", "prediction_type": c.predictionType, "timestep_spacing": "leading",
-        "steps_offset": 1, "algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": false,
-        "set_alpha_to_one": false, "clip_sample": false, "trained_betas": NSNull(),
-    ]
-    try fm.createDirectory(at: folder.appendingPathComponent("scheduler"), withIntermediateDirectories: true)
-    try JSONSerialization.data(withJSONObject: scheduler, options: [.prettyPrinted, .sortedKeys])
-        .write(to: folder.appendingPathComponent("scheduler/scheduler_config.json"), options: .atomic)
+    try writeSchedulerConfig(trainer.config, to: folder)
     let index: [String: Any] = [
         "_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.30.0",
         "feature_extractor": [NSNull(), NSNull()], "safety_checker": [NSNull(), NSNull()], "requires_safety_checker": false,
@@ -58,4 +48,18 @@ public func exportDiffusionModel(_ trainer: DiffusionTrainer, to folder: URL, dt
     ]
     try JSONSerialization.data(withJSONObject: index, options: [.prettyPrinted, .sortedKeys])
         .write(to: folder.appendingPathComponent("model_index.json"), options: .atomic)
+}
+
+/// Writes `scheduler/scheduler_config.json` in `folder`: DPM-Solver++ (2M) over the training noise schedule.
+public func writeSchedulerConfig(_ c: DiffusionTrainingConfig, to folder: URL) throws {
+    let scheduler: [String: Any] = [
+        "_class_name": "DPMSolverMultistepScheduler", "_diffusers_version": "0.30.0",
+        "num_train_timesteps": c.trainTimesteps, "beta_start": c.betaStart, "beta_end": c.betaEnd,
+        "beta_schedule": "scaled_linear", "prediction_type": c.predictionType, "timestep_spacing": "leading",
+        "steps_offset": 1, "algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": false,
+        "set_alpha_to_one": false, "clip_sample": false, "trained_betas": NSNull(),
+    ]
+    try FileManager.default.createDirectory(at: folder.appendingPathComponent("scheduler"), withIntermediateDirectories: true)
+    try JSONSerialization.data(withJSONObject: scheduler, options: [.prettyPrinted, .sortedKeys])
+        .write(to: folder.appendingPathComponent("scheduler/scheduler_config.json"), options: .atomic)
 }

@@ -2,7 +2,9 @@
 
 import ArgumentParser
 import Foundation
+import LDMBench
 import LDMCore
+import LDMDiffusion
 import LDMIO
 import LDMModels
 import LDMTraining
@@ -40,6 +42,34 @@ struct TrainCommand: ParsableCommand {
             let d = try FolderImageDataset(directory: dataset, size: 64)
             return (d, d)
         }
+    }
+
+    /// Generates the sample prompts with the EMA weights, writes them as a grid PNG in `samples/`,
+    /// and scores them with the Shapes analyser.
+    static func sampleGrid(_ trainer: DiffusionTrainer, prompts: [String], folder: URL, step: Int) throws -> String {
+        let (unet, text) = try trainer.emaModels()
+        let pipe = StableDiffusionPipeline(folder: folder, tokenizer: trainer.tokenizer, textEncoder: text, unet: unet, vae: trainer.vae)
+        let analyser = ShapesAnalyser()
+        var evaluation = ShapesEvaluation()
+        var tiles: [PNGImage] = []
+        for (i, prompt) in prompts.enumerated() {
+            var r = GenerationRequest(prompt: prompt)
+            r.steps = 20
+            r.guidance = 5
+            r.seed = UInt64(i)
+            r.rng = .swift
+            let png = pngImage(try pipe.generate(r), index: 0)
+            if let caption = ShapesCaption.parse(prompt) { evaluation.record(analyser.evaluate(RGBImage(png), caption: caption)) }
+            tiles.append(png)
+        }
+        let dir = folder.appendingPathComponent("samples")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var grid = imageGrid(tiles, columns: 5)
+        grid.texts = [PNGTextChunk(keyword: "parameters", text: prompts.joined(separator: "\n") + "\nSteps: 20, CFG scale: 5, Training step: \(step)")]
+        let path = dir.appendingPathComponent(String(format: "step-%07d.png", step)).path
+        try grid.write(to: path)
+        let t = evaluation.overall
+        return "samples \(path): \(t.correct)/\(t.total) judged right"
     }
 
     static func report(_ p: ProgressReporter, _ t: TrainingProgress) {
@@ -84,8 +114,9 @@ struct TrainCommand: ParsableCommand {
                 let psnr = try trainer.heldOutPSNR(useEMA: true)
                 let model = try trainer.emaModel()
                 try exportVAE(model, heldOut: heldOut, to: url, dtype: options.exportF16 ? .f16 : .f32)
+                let exported = try loadConfig(VAEConfig.self, from: url.appendingPathComponent("config.json"))
                 progress.note(String(format: "exported to %@ (held-out PSNR %.2f dB, scaling factor %.5f)", export, psnr,
-                                     model.config.scalingFactor))
+                                     exported.scalingFactor))
             }
         }
     }
@@ -96,6 +127,7 @@ struct TrainCommand: ParsableCommand {
         @Option(help: "Folder of the trained VAE (config.json + weights).") var vae: String
         @Option(help: "U-Net channels per level, comma separated.") var channels: String?
         @Option(help: "epsilon or v_prediction.") var prediction: String?
+        @Option(help: "Residual blocks per U-Net level.") var layers: Int?
         @Option(help: "Start from a compact checkpoint (written by --save-compact) when the run folder has none.")
         var resumeFrom: String?
         @Option(help: "When the run stops, also write a compact F16 copy of its state here (to carry it to another machine).")
@@ -107,6 +139,7 @@ struct TrainCommand: ParsableCommand {
                 c.blockOutChannels = channels.split(separator: ",").compactMap { Int($0) }
             }
             if let v = prediction { c.predictionType = v }
+            if let v = layers { c.layersPerBlock = v }
             if let v = options.steps { c.steps = v }
             if let v = options.batch { c.batchSize = v }
             if let v = options.lr { c.learningRate = v }
@@ -147,7 +180,12 @@ struct TrainCommand: ParsableCommand {
             }
             progress.note("U-Net \(groupedDigits(trainer.unet.parameterCount)) + text encoder \(groupedDigits(trainer.text.parameterCount)) parameters, vocabulary \(trainer.tokenizer.vocabularySize), batch \(c.batchSize)")
             InterruptFlag.install()
-            try trainer.run(report: { TrainCommand.report(progress, $0) })
+            try writeSchedulerConfig(trainer.config, to: options.folder)
+            let held = ShapesDataset(seed: 2)
+            let samplePrompts = try (0..<20).map { try held.sample($0).caption }
+            try trainer.run(report: { TrainCommand.report(progress, $0) }, onSample: { step in
+                try TrainCommand.sampleGrid(trainer, prompts: samplePrompts, folder: options.folder, step: step)
+            })
             if let saveCompact {
                 try trainer.saveCompact(to: URL(fileURLWithPath: saveCompact))
                 progress.note("wrote the compact checkpoint \(saveCompact) (step \(trainer.step))")
@@ -158,4 +196,19 @@ struct TrainCommand: ParsableCommand {
             }
         }
     }
+}
+
+/// Tiles same-sized images into a grid, row by row.
+func imageGrid(_ tiles: [PNGImage], columns: Int) -> PNGImage {
+    let w = tiles[0].width, h = tiles[0].height
+    let rows = (tiles.count + columns - 1) / columns
+    let gw = w * columns, gh = h * rows
+    var pixels = [UInt8](repeating: 0, count: gw * gh * 3)
+    for (k, t) in tiles.enumerated() {
+        let ox = (k % columns) * w, oy = (k / columns) * h
+        for y in 0..<h { for x in 0..<w { for c in 0..<3 {
+            pixels[((oy + y) * gw + ox + x) * 3 + c] = t.pixels[(y * w + x) * t.channels + c]
+        } } }
+    }
+    return PNGImage(width: gw, height: gh, channels: 3, pixels: pixels)
 }
