@@ -36,9 +36,9 @@ public func saveUNet(_ unet: UNet2DConditionModel, to folder: URL, dtype: SafeTe
 /// Saves a CLIP text encoder as `<folder>/config.json` + `model.safetensors`.
 public func saveTextEncoder(_ model: CLIPTextModel, to folder: URL, dtype: SafeTensorsDType = .f32) throws {
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    try writeComponentConfig(model.config, extra: ["architectures": ["CLIPTextModel"], "model_type": "clip_text_model",
-                                                   "attention_dropout": 0.0, "initializer_factor": 1.0,
-                                                   "initializer_range": 0.02, "dropout": 0.0],
+    // Only keys whose JSON form is unambiguous: JSONSerialization writes 1.0 as 1, which
+    // transformers' strict config fields reject for float-typed keys.
+    try writeComponentConfig(model.config, extra: ["architectures": ["CLIPTextModel"], "model_type": "clip_text_model"],
                              to: folder.appendingPathComponent("config.json"))
     try model.save(to: folder.appendingPathComponent("model.safetensors"), dtype: dtype)
 }
