@@ -92,11 +92,10 @@ public final class DiffusionTrainer {
     public let unet: UNet2DConditionModel
     public let text: CLIPTextModel
     public let dataset: ImageCaptionDataset
-    public let store: CheckpointStore
     public let runFolder: URL
-    let params: [(String, Parameter)]
-    let optimizer: AdamW
-    let ema: EMA
+    public let state: TrainingState
+    var params: [(String, Parameter)] { state.params }
+    var ema: EMA { state.ema }
     let alphasCumprod: [Float]
     public private(set) var step = 0
 
@@ -126,39 +125,22 @@ public final class DiffusionTrainer {
         var rng = SwiftRandomSource(seed: config.seed)
         unet.initializeWeights(&rng)
         text.initializeWeights(&rng)
-        params = unet.namedParameters(prefix: "unet.") + text.namedParameters(prefix: "text_encoder.")
-        optimizer = AdamW(params, weightDecay: config.weightDecay)
-        ema = EMA(params, decay: config.emaDecay)
-        store = CheckpointStore(folder: runFolder)
+        state = TrainingState(params: unet.namedParameters(prefix: "unet.") + text.namedParameters(prefix: "text_encoder."),
+                              weightDecay: config.weightDecay, emaDecay: config.emaDecay, runFolder: runFolder)
         alphasCumprod = config.alphasCumprod
     }
 
     /// Loads the newest complete checkpoint of the run folder; returns its step, or nil when there is none.
     @discardableResult
     public func resume() throws -> Int? {
-        guard let (s, url) = store.latest() else { return nil }
-        try load(checkpoint: url, step: s)
+        guard let s = try state.resume() else { return nil }
+        step = s
         return s
     }
 
-    /// Loads weights, EMA and (when present) optimiser moments from a checkpoint folder. A folder
-    /// without `optimizer.safetensors` (a compact, committed checkpoint) restarts the moments at zero.
+    /// Loads a checkpoint folder (a compact one restarts the optimiser moments) as step `s`.
     public func load(checkpoint url: URL, step s: Int) throws {
-        let weights = try loadTensors(url.appendingPathComponent("model.safetensors"))
-        let emaWeights = try loadTensors(url.appendingPathComponent("ema.safetensors"))
-        for ((name, p), (_, shadow)) in zip(params, ema.shadows) {
-            guard let w = weights[name], w.count == p.value.count, let e = emaWeights[name], e.count == w.count else {
-                throw TrainingError.badCheckpoint("\(url.path) lacks \(name) or has it in another shape")
-            }
-            p.value.copy(from: w)
-            shadow.copy(from: e)
-        }
-        let moments = url.appendingPathComponent("optimizer.safetensors")
-        if FileManager.default.fileExists(atPath: moments.path) {
-            try optimizer.restore(step: s, moments: loadTensors(moments))
-        } else {
-            optimizer.step = s
-        }
+        try state.load(checkpoint: url, step: s)
         step = s
     }
 
@@ -180,14 +162,7 @@ public final class DiffusionTrainer {
 
     /// Writes a checkpoint of the current state.
     @discardableResult
-    public func checkpoint() throws -> URL {
-        try store.save(step: step) { dir in
-            try saveTensors(params.map { ($0.0, $0.1.value) }, to: dir.appendingPathComponent("model.safetensors"))
-            try saveTensors(ema.shadows, to: dir.appendingPathComponent("ema.safetensors"))
-            try saveTensors(optimizer.namedState, to: dir.appendingPathComponent("optimizer.safetensors"))
-            try writeDurably(try JSONEncoder().encode(config), to: dir.appendingPathComponent("diffusion-training.json"))
-        }
-    }
+    public func checkpoint() throws -> URL { try state.save(step: step, settings: config, settingsFile: "diffusion-training.json") }
 
     /// One optimiser step on batch `step`; returns the (weighted) loss.
     public func trainStep() throws -> Float {
@@ -243,11 +218,9 @@ public final class DiffusionTrainer {
         text.backward(dctx)
         unet.setTraining(false)
         text.setTraining(false)
-        optimizer.clipGradients(maxNorm: config.maxGradNorm)
-        let schedule = LearningRateSchedule(peak: config.learningRate, warmupSteps: config.warmupSteps, totalSteps: config.steps,
-                                            floor: config.learningRate * 0.05)
-        optimizer.update(lr: schedule(step))
-        ema.update(params, step: step)
+        state.update(step: step, schedule: LearningRateSchedule(peak: config.learningRate, warmupSteps: config.warmupSteps,
+                                                                totalSteps: config.steps, floor: config.learningRate * 0.05),
+                     maxGradNorm: config.maxGradNorm)
         step += 1
         return Float(loss / Double(norm))
     }
@@ -255,38 +228,16 @@ public final class DiffusionTrainer {
     /// Runs until `config.steps` (or an interrupt), checkpointing periodically and at the end.
     /// `onSample` is called every `sampleEvery` steps with the current step (to draw a sample grid).
     public func run(report: (TrainingProgress) -> Void, onSample: ((Int) throws -> String?)? = nil) throws {
-        let start = Date()
-        var lastReport = Date(), samplesSince = 0
-        let first = step
-        var smoothed: Float?
-        while step < config.steps {
-            let loss = try trainStep()
-            smoothed = smoothed.map { 0.98 * $0 + 0.02 * loss } ?? loss
-            samplesSince += config.batchSize
-            let now = Date()
-            let rate = Double(samplesSince) / max(now.timeIntervalSince(lastReport), 1e-9)
-            var message: String?
-            if step % config.checkpointEvery == 0 || step == config.steps || InterruptFlag.isSet {
-                message = "checkpoint \(try checkpoint().lastPathComponent)"
-            }
-            if let onSample, step % config.sampleEvery == 0 || step == config.steps, let m = try onSample(step) {
-                message = (message.map { $0 + "; " } ?? "") + m
-            }
-            if now.timeIntervalSince(lastReport) > 10 || message != nil || step == first + 1 {
-                report(TrainingProgress(step: step, totalSteps: config.steps, loss: smoothed ?? loss, samplesPerSecond: rate,
-                                        elapsed: now.timeIntervalSince(start), message: message))
-                lastReport = now; samplesSince = 0
-            }
-            if InterruptFlag.isSet { return }
-        }
+        try runTrainingLoop(step: { step }, totalSteps: config.steps, batchSize: config.batchSize,
+                            checkpointEvery: config.checkpointEvery, sampleEvery: config.sampleEvery,
+                            trainStep: trainStep, checkpoint: checkpoint, periodic: onSample, report: report)
     }
 
     /// Fresh U-Net and text encoder holding the EMA weights.
     public func emaModels() throws -> (UNet2DConditionModel, CLIPTextModel) {
         let u = try UNet2DConditionModel(config: unet.config)
         let t = try CLIPTextModel(config: text.config)
-        let all = u.namedParameters(prefix: "unet.") + t.namedParameters(prefix: "text_encoder.")
-        for ((_, p), (_, s)) in zip(all, ema.shadows) { p.value.copy(from: s) }
+        state.copyEMA(into: u.namedParameters(prefix: "unet.") + t.namedParameters(prefix: "text_encoder."))
         return (u, t)
     }
 }

@@ -48,26 +48,15 @@ public struct VAETrainingConfig: Codable, Sendable {
     }
 }
 
-/// Progress of a training run, reported to the caller once per step.
-public struct TrainingProgress {
-    public var step: Int
-    public var totalSteps: Int
-    public var loss: Float
-    public var samplesPerSecond: Double
-    public var elapsed: Double
-    public var message: String?
-}
-
 /// Runs (or resumes) VAE training in a run folder.
 public final class VAETrainer {
     public let config: VAETrainingConfig
     public let vae: AutoencoderKL
     public let dataset: ImageCaptionDataset
     public let heldOut: ImageCaptionDataset
-    public let store: CheckpointStore
-    let params: [(String, Parameter)]
-    let optimizer: AdamW
-    let ema: EMA
+    public let state: TrainingState
+    var params: [(String, Parameter)] { state.params }
+    var ema: EMA { state.ema }
     public private(set) var step = 0
 
     public init(config: VAETrainingConfig, dataset: ImageCaptionDataset, heldOut: ImageCaptionDataset, runFolder: URL) throws {
@@ -78,41 +67,20 @@ public final class VAETrainer {
         vae = try AutoencoderKL(config: config.vaeConfig)
         var rng = SwiftRandomSource(seed: config.seed)
         vae.initializeWeights(&rng)
-        params = vae.namedParameters()
-        optimizer = AdamW(params, weightDecay: 0)
-        ema = EMA(params, decay: config.emaDecay)
-        store = CheckpointStore(folder: runFolder)
+        state = TrainingState(params: vae.namedParameters(), weightDecay: 0, emaDecay: config.emaDecay, runFolder: runFolder)
     }
 
     /// Loads the newest complete checkpoint; returns its step, or nil when there is none.
     @discardableResult
     public func resume() throws -> Int? {
-        guard let (s, url) = store.latest() else { return nil }
-        let weights = try loadTensors(url.appendingPathComponent("model.safetensors"))
-        for (name, p) in params {
-            guard let t = weights[name], t.count == p.value.count else { throw TrainingError.badCheckpoint("\(url.path) lacks \(name)") }
-            p.value.copy(from: t)
-        }
-        let emaWeights = try loadTensors(url.appendingPathComponent("ema.safetensors"))
-        for (name, t) in ema.shadows {
-            guard let w = emaWeights[name] else { throw TrainingError.badCheckpoint("\(url.path) lacks EMA \(name)") }
-            t.copy(from: w)
-        }
-        try optimizer.restore(step: s, moments: loadTensors(url.appendingPathComponent("optimizer.safetensors")))
+        guard let s = try state.resume() else { return nil }
         step = s
         return s
     }
 
     /// Writes a checkpoint of the current state.
     @discardableResult
-    public func checkpoint() throws -> URL {
-        try store.save(step: step) { dir in
-            try saveTensors(params.map { ($0.0, $0.1.value) }, to: dir.appendingPathComponent("model.safetensors"))
-            try saveTensors(ema.shadows, to: dir.appendingPathComponent("ema.safetensors"))
-            try saveTensors(optimizer.namedState, to: dir.appendingPathComponent("optimizer.safetensors"))
-            try writeDurably(try JSONEncoder().encode(config), to: dir.appendingPathComponent("vae-training.json"))
-        }
-    }
+    public func checkpoint() throws -> URL { try state.save(step: step, settings: config, settingsFile: "vae-training.json") }
 
     /// One optimiser step on batch `step`; returns the loss.
     public func trainStep() throws -> Float {
@@ -167,47 +135,28 @@ public final class VAETrainer {
         if let q = vae.quantConv { dmoments = q.backward(dmoments)! }
         _ = vae.encoder.backward(dmoments)
         vae.setTraining(false)
-        optimizer.clipGradients(maxNorm: config.maxGradNorm)
-        let schedule = LearningRateSchedule(peak: config.learningRate, warmupSteps: config.warmupSteps, totalSteps: config.steps,
-                                            floor: config.learningRate * 0.05)
-        optimizer.update(lr: schedule(step))
-        ema.update(params, step: step)
+        state.update(step: step, schedule: LearningRateSchedule(peak: config.learningRate, warmupSteps: config.warmupSteps,
+                                                                totalSteps: config.steps, floor: config.learningRate * 0.05),
+                     maxGradNorm: config.maxGradNorm)
         step += 1
         let rec = Double(config.l1Weight) * l1 / Double(n) + Double(config.l2Weight) * l2 / Double(n)
         return Float(rec + Double(config.klWeight) * kl / Double(nl))
     }
 
-    /// Runs until `config.steps` (or an interrupt), checkpointing periodically and at the end.
+    /// Runs until `config.steps` (or an interrupt), checkpointing periodically and at the end, and
+    /// scoring held-out reconstructions every `sampleEvery` steps.
     public func run(report: (TrainingProgress) -> Void) throws {
-        let start = Date()
-        var lastReport = Date(), samplesSince = 0
-        let first = step
-        while step < config.steps {
-            let loss = try trainStep()
-            samplesSince += config.batchSize
-            let now = Date()
-            let rate = Double(samplesSince) / max(now.timeIntervalSince(lastReport), 1e-9)
-            var message: String?
-            if step % config.sampleEvery == 0 || step == config.steps {
-                message = String(format: "held-out PSNR %.2f dB (EMA weights)", try heldOutPSNR(useEMA: true))
-            }
-            if step % config.checkpointEvery == 0 || step == config.steps || InterruptFlag.isSet {
-                let url = try checkpoint()
-                message = (message.map { $0 + "; " } ?? "") + "checkpoint \(url.lastPathComponent)"
-            }
-            if now.timeIntervalSince(lastReport) > 5 || message != nil || step == first + 1 {
-                report(TrainingProgress(step: step, totalSteps: config.steps, loss: loss, samplesPerSecond: rate,
-                                        elapsed: now.timeIntervalSince(start), message: message))
-                lastReport = now; samplesSince = 0
-            }
-            if InterruptFlag.isSet { return }
-        }
+        try runTrainingLoop(step: { step }, totalSteps: config.steps, batchSize: config.batchSize,
+                            checkpointEvery: config.checkpointEvery, sampleEvery: config.sampleEvery,
+                            trainStep: trainStep, checkpoint: checkpoint,
+                            periodic: { _ in String(format: "held-out PSNR %.2f dB (EMA weights)", try self.heldOutPSNR(useEMA: true)) },
+                            report: report)
     }
 
     /// Copies the EMA weights into a fresh model (for export / evaluation).
     public func emaModel() throws -> AutoencoderKL {
         let m = try AutoencoderKL(config: config.vaeConfig)
-        for ((_, p), (_, s)) in zip(m.namedParameters(), ema.shadows) { p.value.copy(from: s) }
+        state.copyEMA(into: m.namedParameters())
         return m
     }
 

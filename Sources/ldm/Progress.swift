@@ -8,8 +8,10 @@ struct ProgressReporter {
     let label: String
 
     /// "label step 12/100  … elapsed 0:31, ETA 4:02".
-    func report(step: Int, total: Int, elapsed: Double, detail: String = "", final: Bool = false) {
-        let eta = step > 0 ? elapsed / Double(step) * Double(total - step) : 0
+    /// `startedAt`: the step this process began from (a resumed run), so the ETA uses this run's pace.
+    func report(step: Int, total: Int, elapsed: Double, detail: String = "", final: Bool = false, startedAt: Int = 0) {
+        let done = step - startedAt
+        let eta = done > 0 ? elapsed / Double(done) * Double(total - step) : 0
         let line = "\(label) \(step)/\(total)\(detail.isEmpty ? "" : "  " + detail)  elapsed \(clock(elapsed)), ETA \(clock(eta))"
         if isTerminal {
             FileHandle.standardError.write(("\r\u{1B}[K" + line + (final ? "\n" : "")).data(using: .utf8)!)

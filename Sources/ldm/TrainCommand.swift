@@ -74,7 +74,7 @@ struct TrainCommand: ParsableCommand {
 
     static func report(_ p: ProgressReporter, _ t: TrainingProgress) {
         let detail = String(format: "loss %.4f  %.1f samples/s", t.loss, t.samplesPerSecond)
-        p.report(step: t.step, total: t.totalSteps, elapsed: t.elapsed, detail: detail)
+        p.report(step: t.step, total: t.totalSteps, elapsed: t.elapsed, detail: detail, startedAt: t.firstStep)
         if let m = t.message { p.note("step \(t.step): \(m)") }
     }
 
