@@ -149,9 +149,36 @@ public final class VAETrainer {
         try runTrainingLoop(step: { step }, totalSteps: config.steps, batchSize: config.batchSize,
                             checkpointEvery: config.checkpointEvery, sampleEvery: config.sampleEvery,
                             trainStep: trainStep, checkpoint: checkpoint,
-                            periodic: { _ in String(format: "held-out PSNR %.2f dB (EMA weights)", try self.heldOutPSNR(useEMA: true)) },
+                            periodic: { s in
+                                let grid = try self.writeReconstructionGrid(step: s)
+                                return String(format: "held-out PSNR %.2f dB (EMA weights); %@", try self.heldOutPSNR(useEMA: true), grid)
+                            },
                             report: report)
     }
+
+    /// Writes `samples/step-N.png`: eight held-out images (top row) over their EMA reconstructions.
+    public func writeReconstructionGrid(step: Int) throws -> String {
+        let model = try emaModel()
+        let n = 8, size = heldOut.imageSize
+        let (x, _) = try heldOut.batch(from: 0, count: n)
+        let y = model.decode(model.encode(x).mean)
+        var pixels = [UInt8](repeating: 0, count: n * size * 2 * size * 3)
+        let plane = size * size, width = n * size
+        for (row, t) in [x, y].enumerated() {
+            for i in 0..<n { for p in 0..<plane { for c in 0..<3 {
+                let v = t.data[(i * 3 + c) * plane + p]
+                let px = (row * size + p / size) * width + i * size + p % size
+                pixels[px * 3 + c] = UInt8((min(max(v * 0.5 + 0.5, 0), 1) * 255).rounded())
+            } } }
+        }
+        let dir = store.folder.appendingPathComponent("samples")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent(String(format: "step-%07d.png", step)).path
+        try PNGImage(width: width, height: 2 * size, channels: 3, pixels: pixels).write(to: path)
+        return "reconstructions \(path)"
+    }
+
+    var store: CheckpointStore { state.store }
 
     /// Copies the EMA weights into a fresh model (for export / evaluation).
     public func emaModel() throws -> AutoencoderKL {
