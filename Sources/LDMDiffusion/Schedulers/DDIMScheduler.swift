@@ -6,7 +6,8 @@ import Foundation
 import LDMCore
 
 /// Configuration of `DDIMScheduler`: the keys and defaults of diffusers' `DDIMScheduler.__init__`.
-public struct DDIMSchedulerConfig: Codable, Sendable, Equatable {
+public struct DDIMSchedulerConfig: Codable, Sendable, Equatable, CommonSchedulerConfig, ThresholdingConfig,
+    ClipSampleConfig {
     /// Length T of the training noise schedule.
     public var numTrainTimesteps = 1000
     /// β at t = 0.
@@ -40,7 +41,7 @@ public struct DDIMSchedulerConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CommonSchedulerCodingKey {
         case className = "_class_name"
         case numTrainTimesteps = "num_train_timesteps", betaStart = "beta_start", betaEnd = "beta_end"
         case betaSchedule = "beta_schedule", trainedBetas = "trained_betas", clipSample = "clip_sample"
@@ -53,11 +54,7 @@ public struct DDIMSchedulerConfig: Codable, Sendable, Equatable {
     public init(from decoder: Decoder) throws {
         let r = try ConfigReader(decoder, CodingKeys.self, scheduler: DDIMScheduler.className)
         let d = DDIMSchedulerConfig()
-        numTrainTimesteps = try r(.numTrainTimesteps, d.numTrainTimesteps)
-        betaStart = try r(.betaStart, d.betaStart)
-        betaEnd = try r(.betaEnd, d.betaEnd)
-        betaSchedule = try r.choice(.betaSchedule, d.betaSchedule)
-        trainedBetas = try r.optional(.trainedBetas)
+        try readNoiseSchedule(r, defaults: d)
         clipSample = try r(.clipSample, d.clipSample)
         setAlphaToOne = try r(.setAlphaToOne, d.setAlphaToOne)
         stepsOffset = try r(.stepsOffset, d.stepsOffset)
@@ -72,12 +69,7 @@ public struct DDIMSchedulerConfig: Codable, Sendable, Equatable {
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(DDIMScheduler.className, forKey: .className)
-        try c.encode(numTrainTimesteps, forKey: .numTrainTimesteps)
-        try c.encode(betaStart, forKey: .betaStart)
-        try c.encode(betaEnd, forKey: .betaEnd)
-        try c.encode(betaSchedule, forKey: .betaSchedule)
-        try c.encodeOrNull(trainedBetas, forKey: .trainedBetas)
+        try writeNoiseSchedule(&c, className: DDIMScheduler.className)
         try c.encode(clipSample, forKey: .clipSample)
         try c.encode(setAlphaToOne, forKey: .setAlphaToOne)
         try c.encode(stepsOffset, forKey: .stepsOffset)
@@ -114,26 +106,18 @@ public struct DDIMScheduler: Scheduler {
 
     /// Builds the scheduler (with the full training schedule as its timesteps until `setTimesteps`).
     public init(config: DDIMSchedulerConfig = DDIMSchedulerConfig()) throws {
-        let name = Self.className
-        try requireRange(config.numTrainTimesteps, 1...1_000_000, key: "num_train_timesteps", scheduler: name)
-        try require(config.betaSchedule, in: [.linear, .scaledLinear, .squaredcosCapV2],
-                    key: "beta_schedule", scheduler: name)
+        try config.requireNoiseSchedule([.linear, .scaledLinear, .squaredcosCapV2], minTrainSteps: 1, scheduler: Self.className)
         self.config = config
-        schedule = try NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
-                                 betaEnd: config.betaEnd, schedule: config.betaSchedule,
-                                 trainedBetas: config.trainedBetas, rescaleZeroSNR: config.rescaleBetasZeroSnr)
+        schedule = try NoiseSchedule(config, rescaleZeroSNR: config.rescaleBetasZeroSnr)
         finalAlphaCumprod = config.setAlphaToOne ? 1 : schedule.alphasCumprod[0]
         numInferenceSteps = config.numTrainTimesteps
         timesteps = (0..<config.numTrainTimesteps).reversed().map { Float($0) }
     }
 
     public mutating func setTimesteps(_ count: Int) throws {
-        guard count >= 1, count <= config.numTrainTimesteps else {
-            throw SchedulerError.invalidStepCount(count, limit: config.numTrainTimesteps, scheduler: Self.className)
-        }
+        try requireStepCount(count, limit: config.numTrainTimesteps, scheduler: Self.className)
         numInferenceSteps = count
-        timesteps = spacedTimesteps(config.timestepSpacing, count: count, trainSteps: config.numTrainTimesteps,
-                                    stepsOffset: config.stepsOffset, integer: true).map { Float($0) }
+        timesteps = config.inferenceTimesteps(count, integer: true).map { Float($0) }
     }
 
     public mutating func setBeginIndex(_ index: Int) {}
@@ -153,26 +137,11 @@ public struct DDIMScheduler: Scheduler {
         let sa = alphaProd.squareRoot(), sb = betaProd.squareRoot()
 
         // 3. predicted x₀ ("predicted x_0" of formula (12)) and predicted ε
-        var x0: Tensor
-        var eps: Tensor
-        switch config.predictionType {
-        case .epsilon:
-            x0 = zipMap(sample, output) { (x, e) in (x - sb * e) / sa }
-            eps = output
-        case .sample:
-            x0 = output
-            eps = zipMap(sample, output) { (x, o) in (x - sa * o) / sb }
-        case .vPrediction:
-            x0 = zipMap(sample, output) { (x, v) in sa * x - sb * v }
-            eps = zipMap(output, sample) { (v, x) in sa * v + sb * x }
-        }
+        var x0 = predictedOriginal(output: output, sample: sample, alpha: sa, sigma: sb, type: config.predictionType)
+        let eps = predictedNoise(output: output, sample: sample, alpha: sa, sigma: sb, type: config.predictionType)
 
         // 4. clip or threshold x̂₀
-        if config.thresholding {
-            x0 = dynamicThreshold(x0, ratio: Float(config.dynamicThresholdingRatio), maxValue: Float(config.sampleMaxValue))
-        } else if config.clipSample {
-            x0 = clipSample(x0, range: Float(config.clipSampleRange))
-        }
+        x0 = config.limited(x0)
 
         // 5. σ_t(η) = η √((1 − ᾱ_{t−1})/(1 − ᾱ_t)) √(1 − ᾱ_t/ᾱ_{t−1}), formula (16)
         let variance = ((1 - alphaProdPrev) / betaProd) * (1 - alphaProd / alphaProdPrev)

@@ -21,7 +21,8 @@ public enum DDPMVarianceType: String, Codable, Sendable, CaseIterable {
 }
 
 /// Configuration of `DDPMScheduler`: the keys and defaults of diffusers' `DDPMScheduler.__init__`.
-public struct DDPMSchedulerConfig: Codable, Sendable, Equatable {
+public struct DDPMSchedulerConfig: Codable, Sendable, Equatable, CommonSchedulerConfig, ThresholdingConfig,
+    ClipSampleConfig {
     /// Length T of the training noise schedule.
     public var numTrainTimesteps = 1000
     /// β at t = 0.
@@ -55,7 +56,7 @@ public struct DDPMSchedulerConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CommonSchedulerCodingKey {
         case className = "_class_name"
         case numTrainTimesteps = "num_train_timesteps", betaStart = "beta_start", betaEnd = "beta_end"
         case betaSchedule = "beta_schedule", trainedBetas = "trained_betas", varianceType = "variance_type"
@@ -68,11 +69,7 @@ public struct DDPMSchedulerConfig: Codable, Sendable, Equatable {
     public init(from decoder: Decoder) throws {
         let r = try ConfigReader(decoder, CodingKeys.self, scheduler: DDPMScheduler.className)
         let d = DDPMSchedulerConfig()
-        numTrainTimesteps = try r(.numTrainTimesteps, d.numTrainTimesteps)
-        betaStart = try r(.betaStart, d.betaStart)
-        betaEnd = try r(.betaEnd, d.betaEnd)
-        betaSchedule = try r.choice(.betaSchedule, d.betaSchedule)
-        trainedBetas = try r.optional(.trainedBetas)
+        try readNoiseSchedule(r, defaults: d)
         varianceType = try r.choice(.varianceType, d.varianceType)
         clipSample = try r(.clipSample, d.clipSample)
         predictionType = try r.choice(.predictionType, d.predictionType)
@@ -87,12 +84,7 @@ public struct DDPMSchedulerConfig: Codable, Sendable, Equatable {
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(DDPMScheduler.className, forKey: .className)
-        try c.encode(numTrainTimesteps, forKey: .numTrainTimesteps)
-        try c.encode(betaStart, forKey: .betaStart)
-        try c.encode(betaEnd, forKey: .betaEnd)
-        try c.encode(betaSchedule, forKey: .betaSchedule)
-        try c.encodeOrNull(trainedBetas, forKey: .trainedBetas)
+        try writeNoiseSchedule(&c, className: DDPMScheduler.className)
         try c.encode(varianceType, forKey: .varianceType)
         try c.encode(clipSample, forKey: .clipSample)
         try c.encode(predictionType, forKey: .predictionType)
@@ -126,25 +118,19 @@ public struct DDPMScheduler: Scheduler {
     /// Builds the scheduler; throws when the config asks for something not implemented.
     public init(config: DDPMSchedulerConfig = DDPMSchedulerConfig()) throws {
         let name = Self.className
-        try requireRange(config.numTrainTimesteps, 1...1_000_000, key: "num_train_timesteps", scheduler: name)
-        try require(config.betaSchedule, in: [.linear, .scaledLinear, .squaredcosCapV2, .sigmoid, .laplace],
-                    key: "beta_schedule", scheduler: name)
+        try config.requireNoiseSchedule([.linear, .scaledLinear, .squaredcosCapV2, .sigmoid, .laplace], minTrainSteps: 1,
+                                        scheduler: name)
         try require(config.varianceType, in: [.fixedSmall, .fixedSmallLog, .fixedLarge],
                     key: "variance_type", scheduler: name)
         self.config = config
-        schedule = try NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
-                                 betaEnd: config.betaEnd, schedule: config.betaSchedule,
-                                 trainedBetas: config.trainedBetas, rescaleZeroSNR: config.rescaleBetasZeroSnr)
+        schedule = try NoiseSchedule(config, rescaleZeroSNR: config.rescaleBetasZeroSnr)
         timesteps = (0..<config.numTrainTimesteps).reversed().map { Float($0) }
     }
 
     public mutating func setTimesteps(_ count: Int) throws {
-        guard count >= 1, count <= config.numTrainTimesteps else {
-            throw SchedulerError.invalidStepCount(count, limit: config.numTrainTimesteps, scheduler: Self.className)
-        }
+        try requireStepCount(count, limit: config.numTrainTimesteps, scheduler: Self.className)
         numInferenceSteps = count
-        timesteps = spacedTimesteps(config.timestepSpacing, count: count, trainSteps: config.numTrainTimesteps,
-                                    stepsOffset: config.stepsOffset, integer: true).map { Float($0) }
+        timesteps = config.inferenceTimesteps(count, integer: true).map { Float($0) }
     }
 
     public mutating func setBeginIndex(_ index: Int) {}
@@ -170,20 +156,11 @@ public struct DDPMScheduler: Scheduler {
         let currentAlpha = alphaProd / alphaProdPrev, currentBeta = 1 - currentAlpha
 
         // 2. predicted x₀, formula (15): x̂₀ = (x_t − √(1−ᾱ_t) ε) / √ᾱ_t
-        let sa = alphaProd.squareRoot(), sb = betaProd.squareRoot()
-        var x0: Tensor
-        switch config.predictionType {
-        case .epsilon: x0 = zipMap(sample, output) { (x, e) in (x - sb * e) / sa }
-        case .sample: x0 = output
-        case .vPrediction: x0 = zipMap(sample, output) { (x, v) in sa * x - sb * v }
-        }
+        var x0 = predictedOriginal(output: output, sample: sample, alpha: alphaProd.squareRoot(),
+                                   sigma: betaProd.squareRoot(), type: config.predictionType)
 
         // 3. clip or threshold x̂₀
-        if config.thresholding {
-            x0 = dynamicThreshold(x0, ratio: Float(config.dynamicThresholdingRatio), maxValue: Float(config.sampleMaxValue))
-        } else if config.clipSample {
-            x0 = clipSample(x0, range: Float(config.clipSampleRange))
-        }
+        x0 = config.limited(x0)
 
         // 4. coefficients of x̂₀ and x_t in μ̃_t, formula (7):
         //    μ̃_t = √ᾱ_{t−1} β_t / (1 − ᾱ_t) · x̂₀ + √α_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t) · x_t
@@ -213,10 +190,4 @@ public struct DDPMScheduler: Scheduler {
     public func addNoise(original: Tensor, noise: Tensor, timestep: Float) -> Tensor {
         addNoiseAlphaProd(original: original, noise: noise, alphaProd: schedule.alphaProd(Int(timestep)))
     }
-}
-
-/// x_t = √ᾱ x₀ + √(1 − ᾱ) ε, the forward process of the ᾱ-indexed schedulers.
-func addNoiseAlphaProd(original: Tensor, noise: Tensor, alphaProd: Float) -> Tensor {
-    let a = alphaProd.squareRoot(), b = (1 - alphaProd).squareRoot()
-    return zipMap(original, noise) { (x, e) in a * x + b * e }
 }

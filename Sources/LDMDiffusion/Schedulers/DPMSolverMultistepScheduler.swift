@@ -33,7 +33,7 @@ public enum DPMSolverType: String, Codable, Sendable, CaseIterable {
 
 /// Configuration of `DPMSolverMultistepScheduler`: the keys and defaults of diffusers'
 /// `DPMSolverMultistepScheduler.__init__`.
-public struct DPMSolverMultistepSchedulerConfig: Codable, Sendable, Equatable {
+public struct DPMSolverMultistepSchedulerConfig: Codable, Sendable, Equatable, CommonSchedulerConfig, ThresholdingConfig {
     /// Length T of the training noise schedule.
     public var numTrainTimesteps = 1000
     /// β at t = 0.
@@ -93,7 +93,7 @@ public struct DPMSolverMultistepSchedulerConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CommonSchedulerCodingKey {
         case className = "_class_name"
         case numTrainTimesteps = "num_train_timesteps", betaStart = "beta_start", betaEnd = "beta_end"
         case betaSchedule = "beta_schedule", trainedBetas = "trained_betas", solverOrder = "solver_order"
@@ -111,11 +111,7 @@ public struct DPMSolverMultistepSchedulerConfig: Codable, Sendable, Equatable {
     public init(from decoder: Decoder) throws {
         let r = try ConfigReader(decoder, CodingKeys.self, scheduler: DPMSolverMultistepScheduler.className)
         let d = DPMSolverMultistepSchedulerConfig()
-        numTrainTimesteps = try r(.numTrainTimesteps, d.numTrainTimesteps)
-        betaStart = try r(.betaStart, d.betaStart)
-        betaEnd = try r(.betaEnd, d.betaEnd)
-        betaSchedule = try r.choice(.betaSchedule, d.betaSchedule)
-        trainedBetas = try r.optional(.trainedBetas)
+        try readNoiseSchedule(r, defaults: d)
         solverOrder = try r(.solverOrder, d.solverOrder)
         predictionType = try r.choice(.predictionType, d.predictionType)
         thresholding = try r(.thresholding, d.thresholding)
@@ -146,12 +142,7 @@ public struct DPMSolverMultistepSchedulerConfig: Codable, Sendable, Equatable {
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(DPMSolverMultistepScheduler.className, forKey: .className)
-        try c.encode(numTrainTimesteps, forKey: .numTrainTimesteps)
-        try c.encode(betaStart, forKey: .betaStart)
-        try c.encode(betaEnd, forKey: .betaEnd)
-        try c.encode(betaSchedule, forKey: .betaSchedule)
-        try c.encodeOrNull(trainedBetas, forKey: .trainedBetas)
+        try writeNoiseSchedule(&c, className: DPMSolverMultistepScheduler.className)
         try c.encode(solverOrder, forKey: .solverOrder)
         try c.encode(predictionType, forKey: .predictionType)
         try c.encode(thresholding, forKey: .thresholding)
@@ -187,14 +178,14 @@ public struct DPMSolverMultistepScheduler: SigmaScheduler {
     /// The configuration this scheduler was built from.
     public let config: DPMSolverMultistepSchedulerConfig
     let schedule: NoiseSchedule
-    public private(set) var timesteps: [Float] = []
-    public private(set) var sigmas: [Float] = []
-    private var cursor = StepCursor()
+    private var cursor = SigmaCursor(offSchedule: .last)
     /// Converted model outputs (x̂₀ for "++", ε otherwise), oldest first; `solverOrder` slots.
     private var modelOutputs: [Tensor?] = []
     /// Steps taken so far, up to `solverOrder` (warm-up of the multistep history).
     private var lowerOrderNums = 0
 
+    public var timesteps: [Float] { cursor.timesteps }
+    public var sigmas: [Float] { cursor.sigmas }
     public var initNoiseSigma: Float { 1 }
     public var order: Int { 1 }
     public var predictionType: PredictionType { config.predictionType }
@@ -208,8 +199,7 @@ public struct DPMSolverMultistepScheduler: SigmaScheduler {
         var config = config
         if config.algorithmType == .deis { config.algorithmType = .dpmsolverPlusPlus }
         if [.logrho, .bh1, .bh2].contains(config.solverType) { config.solverType = .midpoint }
-        try requireRange(config.numTrainTimesteps, 2...1_000_000, key: "num_train_timesteps", scheduler: name)
-        try require(config.betaSchedule, in: [.linear, .scaledLinear, .squaredcosCapV2], key: "beta_schedule", scheduler: name)
+        try config.requireNoiseSchedule([.linear, .scaledLinear, .squaredcosCapV2], minTrainSteps: 2, scheduler: name)
         try requireRange(config.solverOrder, 1...3, key: "solver_order", scheduler: name)
         try requireOff(config.useBetaSigmas, key: "use_beta_sigmas", scheduler: name)
         try requireOff(config.useFlowSigmas, key: "use_flow_sigmas", scheduler: name)
@@ -217,9 +207,8 @@ public struct DPMSolverMultistepScheduler: SigmaScheduler {
         if let v = config.varianceType {
             throw SchedulerError.unsupportedValue(key: "variance_type", value: "\"\(v)\"", scheduler: name, supported: "null")
         }
-        if [config.useKarrasSigmas, config.useExponentialSigmas, config.useLuLambdas].filter({ $0 }).count > 1 {
-            throw SchedulerError.conflictingKeys("only one of use_karras_sigmas, use_exponential_sigmas, use_lu_lambdas can be true")
-        }
+        try requireAtMostOne(["use_karras_sigmas": config.useKarrasSigmas, "use_exponential_sigmas": config.useExponentialSigmas,
+                              "use_lu_lambdas": config.useLuLambdas])
         if config.algorithmType == .sdeDpmsolver && config.solverOrder == 3 {
             throw SchedulerError.conflictingKeys("solver_order 3 is not available with algorithm_type \"sde-dpmsolver\"")
         }
@@ -228,18 +217,12 @@ public struct DPMSolverMultistepScheduler: SigmaScheduler {
                 "final_sigmas_type \"zero\" is not supported with algorithm_type \"\(config.algorithmType.rawValue)\"; use \"sigma_min\"")
         }
         self.config = config
-        var schedule = try NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
-                                     betaEnd: config.betaEnd, schedule: config.betaSchedule,
-                                     trainedBetas: config.trainedBetas, rescaleZeroSNR: config.rescaleBetasZeroSnr)
-        if config.rescaleBetasZeroSnr { schedule.alphasCumprod[schedule.alphasCumprod.count - 1] = 0x1p-24 }
-        self.schedule = schedule
+        schedule = try NoiseSchedule(config, rescaleZeroSNR: config.rescaleBetasZeroSnr, sigmaScheduler: true)
         try setTimesteps(config.numTrainTimesteps)
     }
 
     public mutating func setTimesteps(_ count: Int) throws {
-        guard count >= 1 else {
-            throw SchedulerError.invalidStepCount(count, limit: nil, scheduler: Self.className)
-        }
+        try requireStepCount(count, limit: nil, scheduler: Self.className)
         let trainSteps = config.numTrainTimesteps
         // 1. the last usable training timestep: λ_t = log √ᾱ − log √(1 − ᾱ) must be ≥ lambda_min_clipped
         let clip = Float(config.lambdaMinClipped)
@@ -249,16 +232,8 @@ public struct DPMSolverMultistepScheduler: SigmaScheduler {
         let lastTimestep = trainSteps - clippedCount
 
         // 2. spacing over N + 1 points, dropping the last (t = 0)
-        var steps: [Double]
-        switch config.timestepSpacing {
-        case .linspace:
-            steps = Array(NumPy.linspace(0, Double(lastTimestep - 1), count + 1).map(NumPy.round).reversed().dropLast())
-        case .leading:
-            let ratio = lastTimestep / (count + 1)
-            steps = (1...count).reversed().map { Double($0 * ratio + config.stepsOffset) }
-        case .trailing:
-            steps = NumPy.arange(Double(lastTimestep), 0, -Double(trainSteps) / Double(count)).map { NumPy.round($0) - 1 }
-        }
+        var steps = multistepTimesteps(config.timestepSpacing, count: count, lastTimestep: lastTimestep,
+                                       trainSteps: trainSteps, stepsOffset: config.stepsOffset)
 
         // 3. σ for each timestep
         let trainSigmas = schedule.sigmas
@@ -283,60 +258,33 @@ public struct DPMSolverMultistepScheduler: SigmaScheduler {
             s = steps.map { NumPy.interp($0, fp) }
         }
         let last: Float = config.finalSigmasType == .sigmaMin ? schedule.sigmaMin : 0
-        sigmas = s.map { Float($0) } + [last]
         // int64 timesteps (fractional ones truncated, as `.to(torch.int64)` does)
-        timesteps = steps.map { Float($0.rounded(.towardZero)) }
+        cursor.start(timesteps: steps.map { Float($0.rounded(.towardZero)) }, sigmas: s.map { Float($0) } + [last])
         modelOutputs = Array(repeating: nil, count: config.solverOrder)
         lowerOrderNums = 0
-        cursor = StepCursor()
     }
 
     public mutating func setBeginIndex(_ index: Int) { cursor.beginIndex = index }
 
-    private func lookup(_ t: Float) -> Int {
-        indexForTimestep(t, in: timesteps) { _ in timesteps.count - 1 }
-    }
-
     public func scaleModelInput(_ sample: Tensor, timestep: Float) -> Tensor { sample }
-
-    /// α_t = 1/√(σ² + 1), σ_t = σ α_t, λ_t = log α_t − log σ_t.
-    private func alphaSigmaLambda(_ index: Int) -> (alpha: Float, sigma: Float, lambda: Float) {
-        let s = sigmas[min(max(index, 0), sigmas.count - 1)]
-        let alpha = 1 / (s * s + 1).squareRoot()
-        let sigma = s * alpha
-        return (alpha, sigma, logf(alpha) - logf(sigma))
-    }
 
     /// The model output as DPM-Solver++ (x̂₀) or DPM-Solver (ε) uses it.
     private func convertModelOutput(_ output: Tensor, sample: Tensor, index: Int) -> Tensor {
-        let (a, s, _) = alphaSigmaLambda(index)
-        let ratio = Float(config.dynamicThresholdingRatio), maxValue = Float(config.sampleMaxValue)
+        let (a, s, _) = cursor.alphaSigmaLambda(index)
         if isDataPrediction {
-            var x0: Tensor
-            switch config.predictionType {
-            case .epsilon: x0 = zipMap(sample, output) { (x, e) in (x - s * e) / a }
-            case .sample: x0 = output
-            case .vPrediction: x0 = zipMap(sample, output) { (x, v) in a * x - s * v }
-            }
-            if config.thresholding { x0 = dynamicThreshold(x0, ratio: ratio, maxValue: maxValue) }
-            return x0
+            let x0 = predictedOriginal(output: output, sample: sample, alpha: a, sigma: s, type: config.predictionType)
+            return config.thresholded(x0)
         }
-        var eps: Tensor
-        switch config.predictionType {
-        case .epsilon: eps = output
-        case .sample: eps = zipMap(sample, output) { (x, p) in (x - a * p) / s }
-        case .vPrediction: eps = zipMap(output, sample) { (v, x) in a * v + s * x }
-        }
-        if config.thresholding {
-            let x0 = dynamicThreshold(zipMap(sample, eps) { (x, e) in (x - s * e) / a }, ratio: ratio, maxValue: maxValue)
-            eps = zipMap(sample, x0) { (x, p) in (x - a * p) / s }
-        }
-        return eps
+        let eps = predictedNoise(output: output, sample: sample, alpha: a, sigma: s, type: config.predictionType)
+        guard config.thresholding else { return eps }
+        // threshold the x̂₀ that ε implies, and return the ε of the thresholded x̂₀
+        let x0 = config.thresholded(predictedOriginal(output: eps, sample: sample, alpha: a, sigma: s, type: .epsilon))
+        return predictedNoise(output: x0, sample: sample, alpha: a, sigma: s, type: .sample)
     }
 
     public mutating func step(output: Tensor, timestep: Float, sample: Tensor,
                               random: inout any RandomSource) -> Tensor {
-        let i = min(cursor.current(timestep, lookup: lookup), timesteps.count - 1)
+        let i = min(cursor.current(timestep), timesteps.count - 1)
         let n = timesteps.count, solverOrder = config.solverOrder
         // 1. which order this step can take
         let lowerOrderFinal = i == n - 1 && (config.eulerAtFinal || (config.lowerOrderFinal && n < 15)
@@ -359,13 +307,13 @@ public struct DPMSolverMultistepScheduler: SigmaScheduler {
             prev = thirdOrderUpdate(sample: sample, index: i, noise: noise)
         }
         lowerOrderNums = min(lowerOrderNums + 1, solverOrder)
-        cursor.stepIndex = i + 1
+        cursor.advance(past: i)
         return prev
     }
 
     /// First order (DDIM in λ), eq. (5) of DPM-Solver++: x_t = (σ_t/σ_s) x_s − α_t (e^{−h} − 1) x̂₀.
     private func firstOrderUpdate(_ m: Tensor, sample x: Tensor, index i: Int, noise: Tensor?) -> Tensor {
-        let (at, st, lt) = alphaSigmaLambda(i + 1), (as_, ss, ls) = alphaSigmaLambda(i)
+        let (at, st, lt) = cursor.alphaSigmaLambda(i + 1), (as_, ss, ls) = cursor.alphaSigmaLambda(i)
         let h = lt - ls
         switch config.algorithmType {
         case .dpmsolver:
@@ -385,8 +333,8 @@ public struct DPMSolverMultistepScheduler: SigmaScheduler {
 
     /// Multistep second order (Algorithm 2 of DPM-Solver++): D₀ = m₀, D₁ = (m₀ − m₁)/r₀, r₀ = h₀/h.
     private func secondOrderUpdate(sample x: Tensor, index i: Int, noise: Tensor?) -> Tensor {
-        let (at, st, lt) = alphaSigmaLambda(i + 1), (as0, ss0, ls0) = alphaSigmaLambda(i)
-        let ls1 = alphaSigmaLambda(i - 1).lambda
+        let (at, st, lt) = cursor.alphaSigmaLambda(i + 1), (as0, ss0, ls0) = cursor.alphaSigmaLambda(i)
+        let ls1 = cursor.alphaSigmaLambda(i - 1).lambda
         let m0 = modelOutputs[modelOutputs.count - 1]!, m1 = modelOutputs[modelOutputs.count - 2]!
         let h = lt - ls0, h0 = ls0 - ls1
         let r0 = h0 / h, invR0 = 1 / r0
@@ -418,8 +366,8 @@ public struct DPMSolverMultistepScheduler: SigmaScheduler {
 
     /// Multistep third order: D₁ and D₂ from divided differences of the last three outputs.
     private func thirdOrderUpdate(sample x: Tensor, index i: Int, noise: Tensor?) -> Tensor {
-        let (at, st, lt) = alphaSigmaLambda(i + 1), (as0, ss0, ls0) = alphaSigmaLambda(i)
-        let ls1 = alphaSigmaLambda(i - 1).lambda, ls2 = alphaSigmaLambda(i - 2).lambda
+        let (at, st, lt) = cursor.alphaSigmaLambda(i + 1), (as0, ss0, ls0) = cursor.alphaSigmaLambda(i)
+        let ls1 = cursor.alphaSigmaLambda(i - 1).lambda, ls2 = cursor.alphaSigmaLambda(i - 2).lambda
         let c = modelOutputs.count
         let m0 = modelOutputs[c - 1]!, m1 = modelOutputs[c - 2]!, m2 = modelOutputs[c - 3]!
         let h = lt - ls0, h0 = ls0 - ls1, h1 = ls1 - ls2
@@ -456,7 +404,6 @@ public struct DPMSolverMultistepScheduler: SigmaScheduler {
 
     /// x_t = α_t x₀ + σ_t ε at the σ of the begin / step index (or of `timestep`).
     public func addNoise(original: Tensor, noise: Tensor, timestep: Float) -> Tensor {
-        let (a, s, _) = alphaSigmaLambda(cursor.noiseLevel(timestep, lookup: lookup))
-        return zipMap(original, noise) { (x, e) in a * x + s * e }
+        cursor.addNoiseAlphaSigma(original: original, noise: noise, timestep: timestep)
     }
 }

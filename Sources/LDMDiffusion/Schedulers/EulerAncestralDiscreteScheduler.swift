@@ -8,7 +8,7 @@ import LDMCore
 
 /// Configuration of `EulerAncestralDiscreteScheduler`: the keys and defaults of diffusers'
 /// `EulerAncestralDiscreteScheduler.__init__`.
-public struct EulerAncestralDiscreteSchedulerConfig: Codable, Sendable, Equatable {
+public struct EulerAncestralDiscreteSchedulerConfig: Codable, Sendable, Equatable, CommonSchedulerConfig {
     /// Length T of the training noise schedule.
     public var numTrainTimesteps = 1000
     /// β at t = 0.
@@ -30,7 +30,7 @@ public struct EulerAncestralDiscreteSchedulerConfig: Codable, Sendable, Equatabl
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CommonSchedulerCodingKey {
         case className = "_class_name"
         case numTrainTimesteps = "num_train_timesteps", betaStart = "beta_start", betaEnd = "beta_end"
         case betaSchedule = "beta_schedule", trainedBetas = "trained_betas", predictionType = "prediction_type"
@@ -41,11 +41,7 @@ public struct EulerAncestralDiscreteSchedulerConfig: Codable, Sendable, Equatabl
     public init(from decoder: Decoder) throws {
         let r = try ConfigReader(decoder, CodingKeys.self, scheduler: EulerAncestralDiscreteScheduler.className)
         let d = EulerAncestralDiscreteSchedulerConfig()
-        numTrainTimesteps = try r(.numTrainTimesteps, d.numTrainTimesteps)
-        betaStart = try r(.betaStart, d.betaStart)
-        betaEnd = try r(.betaEnd, d.betaEnd)
-        betaSchedule = try r.choice(.betaSchedule, d.betaSchedule)
-        trainedBetas = try r.optional(.trainedBetas)
+        try readNoiseSchedule(r, defaults: d)
         predictionType = try r.choice(.predictionType, d.predictionType)
         timestepSpacing = try r.choice(.timestepSpacing, d.timestepSpacing)
         stepsOffset = try r(.stepsOffset, d.stepsOffset)
@@ -54,12 +50,7 @@ public struct EulerAncestralDiscreteSchedulerConfig: Codable, Sendable, Equatabl
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(EulerAncestralDiscreteScheduler.className, forKey: .className)
-        try c.encode(numTrainTimesteps, forKey: .numTrainTimesteps)
-        try c.encode(betaStart, forKey: .betaStart)
-        try c.encode(betaEnd, forKey: .betaEnd)
-        try c.encode(betaSchedule, forKey: .betaSchedule)
-        try c.encodeOrNull(trainedBetas, forKey: .trainedBetas)
+        try writeNoiseSchedule(&c, className: EulerAncestralDiscreteScheduler.className)
         try c.encode(predictionType, forKey: .predictionType)
         try c.encode(timestepSpacing, forKey: .timestepSpacing)
         try c.encode(stepsOffset, forKey: .stepsOffset)
@@ -76,11 +67,11 @@ public struct EulerAncestralDiscreteScheduler: SigmaScheduler {
     /// The configuration this scheduler was built from.
     public let config: EulerAncestralDiscreteSchedulerConfig
     let schedule: NoiseSchedule
-    public private(set) var timesteps: [Float] = []
-    public private(set) var sigmas: [Float] = []
-    private var cursor = StepCursor()
+    private var cursor = SigmaCursor(offSchedule: .nearest)
 
-    public var initNoiseSigma: Float { sigmaInitNoise(sigmas, spacing: config.timestepSpacing) }
+    public var timesteps: [Float] { cursor.timesteps }
+    public var sigmas: [Float] { cursor.sigmas }
+    public var initNoiseSigma: Float { cursor.initNoiseSigma(spacing: config.timestepSpacing) }
     public var order: Int { 1 }
     public var predictionType: PredictionType { config.predictionType }
     public var numTrainTimesteps: Int { config.numTrainTimesteps }
@@ -88,44 +79,30 @@ public struct EulerAncestralDiscreteScheduler: SigmaScheduler {
     /// Builds the scheduler (set up for the full training schedule until `setTimesteps`).
     public init(config: EulerAncestralDiscreteSchedulerConfig = EulerAncestralDiscreteSchedulerConfig()) throws {
         let name = Self.className
-        try requireRange(config.numTrainTimesteps, 2...1_000_000, key: "num_train_timesteps", scheduler: name)
-        try require(config.betaSchedule, in: [.linear, .scaledLinear, .squaredcosCapV2], key: "beta_schedule", scheduler: name)
+        try config.requireNoiseSchedule([.linear, .scaledLinear, .squaredcosCapV2], minTrainSteps: 2, scheduler: name)
         try require(config.predictionType, in: [.epsilon, .vPrediction], key: "prediction_type", scheduler: name)
         self.config = config
-        var schedule = try NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
-                                     betaEnd: config.betaEnd, schedule: config.betaSchedule,
-                                     trainedBetas: config.trainedBetas, rescaleZeroSNR: config.rescaleBetasZeroSnr)
-        if config.rescaleBetasZeroSnr { schedule.alphasCumprod[schedule.alphasCumprod.count - 1] = 0x1p-24 }
-        self.schedule = schedule
+        schedule = try NoiseSchedule(config, rescaleZeroSNR: config.rescaleBetasZeroSnr, sigmaScheduler: true)
         try setTimesteps(config.numTrainTimesteps)
     }
 
     public mutating func setTimesteps(_ count: Int) throws {
-        guard count >= 1 else {
-            throw SchedulerError.invalidStepCount(count, limit: nil, scheduler: Self.className)
-        }
-        let steps = spacedTimesteps(config.timestepSpacing, count: count, trainSteps: config.numTrainTimesteps,
-                                    stepsOffset: config.stepsOffset, integer: false)
-        let fp = schedule.sigmas.map { Double($0) }
-        sigmas = steps.map { Float(NumPy.interp($0, fp)) } + [0]
-        timesteps = steps.map { Float($0) }
-        cursor = StepCursor()
+        try requireStepCount(count, limit: nil, scheduler: Self.className)
+        let (steps, s) = schedule.kDiffusionSigmas(at: config.inferenceTimesteps(count, integer: false), count: count,
+                                                   spacing: .interpolated)
+        cursor.start(timesteps: steps.map { Float($0) }, sigmas: s.map { Float($0) } + [0])
     }
 
     public mutating func setBeginIndex(_ index: Int) { cursor.beginIndex = index }
 
-    private func lookup(_ t: Float) -> Int {
-        indexForTimestep(t, in: timesteps) { nearestIndex($0, in: timesteps) }
-    }
-
     /// x / √(σ² + 1).
     public func scaleModelInput(_ sample: Tensor, timestep: Float) -> Tensor {
-        scaleBySigma(sample, sigmas[min(cursor.current(timestep, lookup: lookup), sigmas.count - 1)])
+        cursor.scaleModelInput(sample, timestep: timestep)
     }
 
     public mutating func step(output: Tensor, timestep: Float, sample: Tensor,
                               random: inout any RandomSource) -> Tensor {
-        let i = min(cursor.current(timestep, lookup: lookup), sigmas.count - 2)
+        let i = min(cursor.current(timestep), sigmas.count - 2)
         let sigma = sigmas[i]
 
         // 1. predicted x₀
@@ -142,13 +119,12 @@ public struct EulerAncestralDiscreteScheduler: SigmaScheduler {
 
         // 4. add σ_up z, z ~ N(0, I) (drawn at every step, as diffusers does)
         let noise = drawNoise(like: output.shape, count: output.count, random: &random)
-        cursor.stepIndex = i + 1
+        cursor.advance(past: i)
         return zipMap(deterministic, noise) { (x, z) in x + z * sigmaUp }
     }
 
     /// x_σ = x₀ + σ ε.
     public func addNoise(original: Tensor, noise: Tensor, timestep: Float) -> Tensor {
-        let sigma = sigmas[min(cursor.noiseLevel(timestep, lookup: lookup), sigmas.count - 1)]
-        return zipMap(original, noise) { (x, e) in x + e * sigma }
+        cursor.addNoise(original: original, noise: noise, timestep: timestep)
     }
 }

@@ -23,7 +23,7 @@ public enum EulerInterpolationType: String, Codable, Sendable, CaseIterable {
 }
 
 /// Configuration of `EulerDiscreteScheduler`: the keys and defaults of diffusers' `EulerDiscreteScheduler.__init__`.
-public struct EulerDiscreteSchedulerConfig: Codable, Sendable, Equatable {
+public struct EulerDiscreteSchedulerConfig: Codable, Sendable, Equatable, CommonSchedulerConfig {
     /// Length T of the training noise schedule.
     public var numTrainTimesteps = 1000
     /// β at t = 0.
@@ -61,7 +61,7 @@ public struct EulerDiscreteSchedulerConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CommonSchedulerCodingKey {
         case className = "_class_name"
         case numTrainTimesteps = "num_train_timesteps", betaStart = "beta_start", betaEnd = "beta_end"
         case betaSchedule = "beta_schedule", trainedBetas = "trained_betas", predictionType = "prediction_type"
@@ -75,11 +75,7 @@ public struct EulerDiscreteSchedulerConfig: Codable, Sendable, Equatable {
     public init(from decoder: Decoder) throws {
         let r = try ConfigReader(decoder, CodingKeys.self, scheduler: EulerDiscreteScheduler.className)
         let d = EulerDiscreteSchedulerConfig()
-        numTrainTimesteps = try r(.numTrainTimesteps, d.numTrainTimesteps)
-        betaStart = try r(.betaStart, d.betaStart)
-        betaEnd = try r(.betaEnd, d.betaEnd)
-        betaSchedule = try r.choice(.betaSchedule, d.betaSchedule)
-        trainedBetas = try r.optional(.trainedBetas)
+        try readNoiseSchedule(r, defaults: d)
         predictionType = try r.choice(.predictionType, d.predictionType)
         interpolationType = try r.choice(.interpolationType, d.interpolationType)
         useKarrasSigmas = try r(.useKarrasSigmas, d.useKarrasSigmas)
@@ -96,12 +92,7 @@ public struct EulerDiscreteSchedulerConfig: Codable, Sendable, Equatable {
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(EulerDiscreteScheduler.className, forKey: .className)
-        try c.encode(numTrainTimesteps, forKey: .numTrainTimesteps)
-        try c.encode(betaStart, forKey: .betaStart)
-        try c.encode(betaEnd, forKey: .betaEnd)
-        try c.encode(betaSchedule, forKey: .betaSchedule)
-        try c.encodeOrNull(trainedBetas, forKey: .trainedBetas)
+        try writeNoiseSchedule(&c, className: EulerDiscreteScheduler.className)
         try c.encode(predictionType, forKey: .predictionType)
         try c.encode(interpolationType, forKey: .interpolationType)
         try c.encode(useKarrasSigmas, forKey: .useKarrasSigmas)
@@ -125,11 +116,11 @@ public struct EulerDiscreteScheduler: SigmaScheduler {
     /// The configuration this scheduler was built from.
     public let config: EulerDiscreteSchedulerConfig
     let schedule: NoiseSchedule
-    public private(set) var timesteps: [Float] = []
-    public private(set) var sigmas: [Float] = []
-    private var cursor = StepCursor()
+    private var cursor = SigmaCursor(offSchedule: .nearest)
 
-    public var initNoiseSigma: Float { sigmaInitNoise(sigmas, spacing: config.timestepSpacing) }
+    public var timesteps: [Float] { cursor.timesteps }
+    public var sigmas: [Float] { cursor.sigmas }
+    public var initNoiseSigma: Float { cursor.initNoiseSigma(spacing: config.timestepSpacing) }
     public var order: Int { 1 }
     public var predictionType: PredictionType { config.predictionType }
     public var numTrainTimesteps: Int { config.numTrainTimesteps }
@@ -137,63 +128,39 @@ public struct EulerDiscreteScheduler: SigmaScheduler {
     /// Builds the scheduler (set up for the full training schedule until `setTimesteps`).
     public init(config: EulerDiscreteSchedulerConfig = EulerDiscreteSchedulerConfig()) throws {
         let name = Self.className
-        try requireRange(config.numTrainTimesteps, 2...1_000_000, key: "num_train_timesteps", scheduler: name)
-        try require(config.betaSchedule, in: [.linear, .scaledLinear, .squaredcosCapV2], key: "beta_schedule", scheduler: name)
+        try config.requireNoiseSchedule([.linear, .scaledLinear, .squaredcosCapV2], minTrainSteps: 2, scheduler: name)
         try require(config.interpolationType, in: [.linear], key: "interpolation_type", scheduler: name)
         try requireOff(config.useBetaSigmas, key: "use_beta_sigmas", scheduler: name)
-        if config.useKarrasSigmas && config.useExponentialSigmas {
-            throw SchedulerError.conflictingKeys("only one of use_karras_sigmas, use_exponential_sigmas can be true")
-        }
+        try requireAtMostOne(["use_karras_sigmas": config.useKarrasSigmas, "use_exponential_sigmas": config.useExponentialSigmas])
         self.config = config
-        var schedule = try NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
-                                     betaEnd: config.betaEnd, schedule: config.betaSchedule,
-                                     trainedBetas: config.trainedBetas, rescaleZeroSNR: config.rescaleBetasZeroSnr)
-        // With zero terminal SNR, ᾱ_{T−1} = 0 would make σ infinite: diffusers uses 2⁻²⁴.
-        if config.rescaleBetasZeroSnr { schedule.alphasCumprod[schedule.alphasCumprod.count - 1] = 0x1p-24 }
-        self.schedule = schedule
+        schedule = try NoiseSchedule(config, rescaleZeroSNR: config.rescaleBetasZeroSnr, sigmaScheduler: true)
         try setTimesteps(config.numTrainTimesteps)
     }
 
     public mutating func setTimesteps(_ count: Int) throws {
-        guard count >= 1 else {
-            throw SchedulerError.invalidStepCount(count, limit: nil, scheduler: Self.className)
-        }
-        var steps = spacedTimesteps(config.timestepSpacing, count: count, trainSteps: config.numTrainTimesteps,
-                                    stepsOffset: config.stepsOffset, integer: false)
-        let trainSigmas = schedule.sigmas
-        let fp = trainSigmas.map { Double($0) }
-        var s = steps.map { NumPy.interp($0, fp) }
-        if config.useKarrasSigmas || config.useExponentialSigmas {
-            let logSigmas = trainSigmas.map { logf($0) }
-            let lo = config.sigmaMin ?? s[s.count - 1], hi = config.sigmaMax ?? s[0]
-            s = config.useKarrasSigmas ? karrasSigmas(sigmaMin: lo, sigmaMax: hi, count: count)
-                                       : exponentialSigmas(sigmaMin: lo, sigmaMax: hi, count: count)
-            steps = s.map { sigmaToT($0, logSigmas: logSigmas) }
-        }
+        try requireStepCount(count, limit: nil, scheduler: Self.className)
+        let (steps, s) = schedule.kDiffusionSigmas(
+            at: config.inferenceTimesteps(count, integer: false), count: count,
+            spacing: SigmaSpacing(karras: config.useKarrasSigmas, exponential: config.useExponentialSigmas),
+            sigmaMin: config.sigmaMin, sigmaMax: config.sigmaMax)
         let last: Float = config.finalSigmasType == .sigmaMin ? schedule.sigmaMin : 0
-        sigmas = s.map { Float($0) } + [last]
-        if config.timestepType == .continuous && config.predictionType == .vPrediction {
-            timesteps = sigmas.dropLast().map { 0.25 * logf($0) }
-        } else {
-            timesteps = steps.map { Float($0) }
-        }
-        cursor = StepCursor()
+        let sigmas = s.map { Float($0) } + [last]
+        // continuous time (v-prediction only): the model's time input is 0.25 · log σ
+        let continuous = config.timestepType == .continuous && config.predictionType == .vPrediction
+        let timesteps = continuous ? sigmas.dropLast().map { 0.25 * logf($0) } : steps.map { Float($0) }
+        cursor.start(timesteps: timesteps, sigmas: sigmas)
     }
 
     public mutating func setBeginIndex(_ index: Int) { cursor.beginIndex = index }
 
-    private func lookup(_ t: Float) -> Int {
-        indexForTimestep(t, in: timesteps) { nearestIndex($0, in: timesteps) }
-    }
-
     /// x / √(σ² + 1).
     public func scaleModelInput(_ sample: Tensor, timestep: Float) -> Tensor {
-        scaleBySigma(sample, sigmas[min(cursor.current(timestep, lookup: lookup), sigmas.count - 1)])
+        cursor.scaleModelInput(sample, timestep: timestep)
     }
 
     public mutating func step(output: Tensor, timestep: Float, sample: Tensor,
                               random: inout any RandomSource) -> Tensor {
-        let i = min(cursor.current(timestep, lookup: lookup), sigmas.count - 2)
+        let i = min(cursor.current(timestep), sigmas.count - 2)
         // 1. σ_i (no churn: σ̂ = σ_i)
         let sigma = sigmas[i]
 
@@ -204,13 +171,12 @@ public struct EulerDiscreteScheduler: SigmaScheduler {
         let dt = sigmas[i + 1] - sigma
 
         // 4. Euler step x_{i+1} = x_i + d · dt
-        cursor.stepIndex = i + 1
+        cursor.advance(past: i)
         return zipMap(sample, x0) { (x, p) in x + ((x - p) / sigma) * dt }
     }
 
     /// x_σ = x₀ + σ ε.
     public func addNoise(original: Tensor, noise: Tensor, timestep: Float) -> Tensor {
-        let sigma = sigmas[min(cursor.noiseLevel(timestep, lookup: lookup), sigmas.count - 1)]
-        return zipMap(original, noise) { (x, e) in x + e * sigma }
+        cursor.addNoise(original: original, noise: noise, timestep: timestep)
     }
 }

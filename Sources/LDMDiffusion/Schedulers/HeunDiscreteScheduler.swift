@@ -8,7 +8,7 @@ import Foundation
 import LDMCore
 
 /// Configuration of `HeunDiscreteScheduler`: the keys and defaults of diffusers' `HeunDiscreteScheduler.__init__`.
-public struct HeunDiscreteSchedulerConfig: Codable, Sendable, Equatable {
+public struct HeunDiscreteSchedulerConfig: Codable, Sendable, Equatable, CommonSchedulerConfig, ClipSampleConfig {
     /// Length T of the training noise schedule.
     public var numTrainTimesteps = 1000
     /// β at t = 0 (Heun's own default is Stable Diffusion's).
@@ -38,7 +38,7 @@ public struct HeunDiscreteSchedulerConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CommonSchedulerCodingKey {
         case className = "_class_name"
         case numTrainTimesteps = "num_train_timesteps", betaStart = "beta_start", betaEnd = "beta_end"
         case betaSchedule = "beta_schedule", trainedBetas = "trained_betas", predictionType = "prediction_type"
@@ -50,11 +50,7 @@ public struct HeunDiscreteSchedulerConfig: Codable, Sendable, Equatable {
     public init(from decoder: Decoder) throws {
         let r = try ConfigReader(decoder, CodingKeys.self, scheduler: HeunDiscreteScheduler.className)
         let d = HeunDiscreteSchedulerConfig()
-        numTrainTimesteps = try r(.numTrainTimesteps, d.numTrainTimesteps)
-        betaStart = try r(.betaStart, d.betaStart)
-        betaEnd = try r(.betaEnd, d.betaEnd)
-        betaSchedule = try r.choice(.betaSchedule, d.betaSchedule)
-        trainedBetas = try r.optional(.trainedBetas)
+        try readNoiseSchedule(r, defaults: d)
         predictionType = try r.choice(.predictionType, d.predictionType)
         useKarrasSigmas = try r(.useKarrasSigmas, d.useKarrasSigmas)
         useExponentialSigmas = try r(.useExponentialSigmas, d.useExponentialSigmas)
@@ -67,12 +63,7 @@ public struct HeunDiscreteSchedulerConfig: Codable, Sendable, Equatable {
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(HeunDiscreteScheduler.className, forKey: .className)
-        try c.encode(numTrainTimesteps, forKey: .numTrainTimesteps)
-        try c.encode(betaStart, forKey: .betaStart)
-        try c.encode(betaEnd, forKey: .betaEnd)
-        try c.encode(betaSchedule, forKey: .betaSchedule)
-        try c.encodeOrNull(trainedBetas, forKey: .trainedBetas)
+        try writeNoiseSchedule(&c, className: HeunDiscreteScheduler.className)
         try c.encode(predictionType, forKey: .predictionType)
         try c.encode(useKarrasSigmas, forKey: .useKarrasSigmas)
         try c.encode(useExponentialSigmas, forKey: .useExponentialSigmas)
@@ -93,16 +84,16 @@ public struct HeunDiscreteScheduler: SigmaScheduler {
     /// The configuration this scheduler was built from.
     public let config: HeunDiscreteSchedulerConfig
     let schedule: NoiseSchedule
-    public private(set) var timesteps: [Float] = []
-    /// σ per entry of `timesteps` (interior σ repeated), plus the final 0.
-    public private(set) var sigmas: [Float] = []
-    private var cursor = StepCursor()
+    private var cursor = SigmaCursor(offSchedule: .nearest)
     /// State between the two halves of a Heun step: d_i, the step size, and x_i.
     private var prevDerivative: Tensor?
     private var dt: Float?
     private var savedSample: Tensor?
 
-    public var initNoiseSigma: Float { sigmaInitNoise(sigmas, spacing: config.timestepSpacing) }
+    public var timesteps: [Float] { cursor.timesteps }
+    /// σ per entry of `timesteps` (interior σ repeated), plus the final 0.
+    public var sigmas: [Float] { cursor.sigmas }
+    public var initNoiseSigma: Float { cursor.initNoiseSigma(spacing: config.timestepSpacing) }
     public var order: Int { 2 }
     public var predictionType: PredictionType { config.predictionType }
     public var numTrainTimesteps: Int { config.numTrainTimesteps }
@@ -112,61 +103,39 @@ public struct HeunDiscreteScheduler: SigmaScheduler {
     /// Builds the scheduler (set up for the full training schedule until `setTimesteps`).
     public init(config: HeunDiscreteSchedulerConfig = HeunDiscreteSchedulerConfig()) throws {
         let name = Self.className
-        try requireRange(config.numTrainTimesteps, 2...1_000_000, key: "num_train_timesteps", scheduler: name)
-        try require(config.betaSchedule, in: [.linear, .scaledLinear, .squaredcosCapV2, .exp],
-                    key: "beta_schedule", scheduler: name)
+        try config.requireNoiseSchedule([.linear, .scaledLinear, .squaredcosCapV2, .exp], minTrainSteps: 2, scheduler: name)
         try requireOff(config.useBetaSigmas, key: "use_beta_sigmas", scheduler: name)
-        if config.useKarrasSigmas && config.useExponentialSigmas {
-            throw SchedulerError.conflictingKeys("only one of use_karras_sigmas, use_exponential_sigmas can be true")
-        }
+        try requireAtMostOne(["use_karras_sigmas": config.useKarrasSigmas, "use_exponential_sigmas": config.useExponentialSigmas])
         self.config = config
-        schedule = try NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
-                                 betaEnd: config.betaEnd, schedule: config.betaSchedule,
-                                 trainedBetas: config.trainedBetas)
+        schedule = try NoiseSchedule(config)
         try setTimesteps(config.numTrainTimesteps)
     }
 
     public mutating func setTimesteps(_ count: Int) throws {
-        guard count >= 1 else {
-            throw SchedulerError.invalidStepCount(count, limit: nil, scheduler: Self.className)
-        }
-        var steps = spacedTimesteps(config.timestepSpacing, count: count, trainSteps: config.numTrainTimesteps,
-                                    stepsOffset: config.stepsOffset, integer: false)
-        let trainSigmas = schedule.sigmas
-        let fp = trainSigmas.map { Double($0) }
-        var s = steps.map { NumPy.interp($0, fp) }
-        if config.useKarrasSigmas || config.useExponentialSigmas {
-            let logSigmas = trainSigmas.map { logf($0) }
-            s = config.useKarrasSigmas
-                ? karrasSigmas(sigmaMin: s[s.count - 1], sigmaMax: s[0], count: count)
-                : exponentialSigmas(sigmaMin: s[s.count - 1], sigmaMax: s[0], count: count)
-            steps = s.map { sigmaToT($0, logSigmas: logSigmas) }
-        }
+        try requireStepCount(count, limit: nil, scheduler: Self.className)
+        let (steps, s) = schedule.kDiffusionSigmas(
+            at: config.inferenceTimesteps(count, integer: false), count: count,
+            spacing: SigmaSpacing(karras: config.useKarrasSigmas, exponential: config.useExponentialSigmas))
         // σ: [σ₀, σ₁, σ₁, …, σ_{n−1}, σ_{n−1}, 0]; timesteps: [t₀, t₁, t₁, …, t_{n−1}, t_{n−1}]
         let all = s.map { Float($0) } + [0]
-        sigmas = [all[0]] + all.dropFirst().dropLast().flatMap { [$0, $0] } + [0]
         let t = steps.map { Float($0) }
-        timesteps = [t[0]] + t.dropFirst().flatMap { [$0, $0] }
+        cursor.start(timesteps: [t[0]] + t.dropFirst().flatMap { [$0, $0] },
+                     sigmas: [all[0]] + all.dropFirst().dropLast().flatMap { [$0, $0] } + [0])
         prevDerivative = nil
         dt = nil
         savedSample = nil
-        cursor = StepCursor()
     }
 
     public mutating func setBeginIndex(_ index: Int) { cursor.beginIndex = index }
 
-    private func lookup(_ t: Float) -> Int {
-        indexForTimestep(t, in: timesteps) { nearestIndex($0, in: timesteps) }
-    }
-
     /// x / √(σ² + 1) with the σ of the current entry.
     public func scaleModelInput(_ sample: Tensor, timestep: Float) -> Tensor {
-        scaleBySigma(sample, sigmas[min(cursor.current(timestep, lookup: lookup), sigmas.count - 1)])
+        cursor.scaleModelInput(sample, timestep: timestep)
     }
 
     public mutating func step(output: Tensor, timestep: Float, sample: Tensor,
                               random: inout any RandomSource) -> Tensor {
-        let i = min(max(cursor.current(timestep, lookup: lookup), stateInFirstOrder ? 0 : 1), sigmas.count - 2)
+        let i = min(max(cursor.current(timestep), stateInFirstOrder ? 0 : 1), sigmas.count - 2)
         // 1. the interval [σ, σ_next]: from this entry (first half) or from the previous one (second half)
         let first = stateInFirstOrder
         let sigma = first ? sigmas[i] : sigmas[i - 1]
@@ -175,7 +144,7 @@ public struct HeunDiscreteScheduler: SigmaScheduler {
         // 2. predicted x₀ at the noise level the model was evaluated at (σ, then σ_next)
         let sigmaInput = first ? sigma : sigmaNext
         var x0 = sigmaPredictedOriginal(output: output, sample: sample, sigma: sigmaInput, type: config.predictionType)
-        if config.clipSample { x0 = clipSample(x0, range: Float(config.clipSampleRange)) }
+        x0 = config.clipped(x0)
 
         // 3. first half: Euler step with d_i; second half: average of d_i and d' from x_i
         let prev: Tensor
@@ -196,13 +165,12 @@ public struct HeunDiscreteScheduler: SigmaScheduler {
             dt = nil
             savedSample = nil
         }
-        cursor.stepIndex = i + 1
+        cursor.advance(past: i)
         return prev
     }
 
     /// x_σ = x₀ + σ ε.
     public func addNoise(original: Tensor, noise: Tensor, timestep: Float) -> Tensor {
-        let sigma = sigmas[min(cursor.noiseLevel(timestep, lookup: lookup), sigmas.count - 1)]
-        return zipMap(original, noise) { (x, e) in x + e * sigma }
+        cursor.addNoise(original: original, noise: noise, timestep: timestep)
     }
 }

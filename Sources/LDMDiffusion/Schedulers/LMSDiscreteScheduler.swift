@@ -7,7 +7,7 @@ import Foundation
 import LDMCore
 
 /// Configuration of `LMSDiscreteScheduler`: the keys and defaults of diffusers' `LMSDiscreteScheduler.__init__`.
-public struct LMSDiscreteSchedulerConfig: Codable, Sendable, Equatable {
+public struct LMSDiscreteSchedulerConfig: Codable, Sendable, Equatable, CommonSchedulerConfig {
     /// Length T of the training noise schedule.
     public var numTrainTimesteps = 1000
     /// β at t = 0.
@@ -33,7 +33,7 @@ public struct LMSDiscreteSchedulerConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CommonSchedulerCodingKey {
         case className = "_class_name"
         case numTrainTimesteps = "num_train_timesteps", betaStart = "beta_start", betaEnd = "beta_end"
         case betaSchedule = "beta_schedule", trainedBetas = "trained_betas", useKarrasSigmas = "use_karras_sigmas"
@@ -44,11 +44,7 @@ public struct LMSDiscreteSchedulerConfig: Codable, Sendable, Equatable {
     public init(from decoder: Decoder) throws {
         let r = try ConfigReader(decoder, CodingKeys.self, scheduler: LMSDiscreteScheduler.className)
         let d = LMSDiscreteSchedulerConfig()
-        numTrainTimesteps = try r(.numTrainTimesteps, d.numTrainTimesteps)
-        betaStart = try r(.betaStart, d.betaStart)
-        betaEnd = try r(.betaEnd, d.betaEnd)
-        betaSchedule = try r.choice(.betaSchedule, d.betaSchedule)
-        trainedBetas = try r.optional(.trainedBetas)
+        try readNoiseSchedule(r, defaults: d)
         useKarrasSigmas = try r(.useKarrasSigmas, d.useKarrasSigmas)
         useExponentialSigmas = try r(.useExponentialSigmas, d.useExponentialSigmas)
         useBetaSigmas = try r(.useBetaSigmas, d.useBetaSigmas)
@@ -59,12 +55,7 @@ public struct LMSDiscreteSchedulerConfig: Codable, Sendable, Equatable {
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(LMSDiscreteScheduler.className, forKey: .className)
-        try c.encode(numTrainTimesteps, forKey: .numTrainTimesteps)
-        try c.encode(betaStart, forKey: .betaStart)
-        try c.encode(betaEnd, forKey: .betaEnd)
-        try c.encode(betaSchedule, forKey: .betaSchedule)
-        try c.encodeOrNull(trainedBetas, forKey: .trainedBetas)
+        try writeNoiseSchedule(&c, className: LMSDiscreteScheduler.className)
         try c.encode(useKarrasSigmas, forKey: .useKarrasSigmas)
         try c.encode(useExponentialSigmas, forKey: .useExponentialSigmas)
         try c.encode(useBetaSigmas, forKey: .useBetaSigmas)
@@ -85,13 +76,13 @@ public struct LMSDiscreteScheduler: SigmaScheduler {
     /// Largest number of past derivatives combined (diffusers' `step(order=4)`).
     public var lmsOrder = 4
     let schedule: NoiseSchedule
-    public private(set) var timesteps: [Float] = []
-    public private(set) var sigmas: [Float] = []
-    private var cursor = StepCursor()
+    private var cursor = SigmaCursor(offSchedule: .nearest)
     /// d = (x − x̂₀)/σ of the latest steps, oldest first.
     private var derivatives: [Tensor] = []
 
-    public var initNoiseSigma: Float { sigmaInitNoise(sigmas, spacing: config.timestepSpacing) }
+    public var timesteps: [Float] { cursor.timesteps }
+    public var sigmas: [Float] { cursor.sigmas }
+    public var initNoiseSigma: Float { cursor.initNoiseSigma(spacing: config.timestepSpacing) }
     public var order: Int { 1 }
     public var predictionType: PredictionType { config.predictionType }
     public var numTrainTimesteps: Int { config.numTrainTimesteps }
@@ -99,51 +90,28 @@ public struct LMSDiscreteScheduler: SigmaScheduler {
     /// Builds the scheduler (set up for the full training schedule until `setTimesteps`).
     public init(config: LMSDiscreteSchedulerConfig = LMSDiscreteSchedulerConfig()) throws {
         let name = Self.className
-        try requireRange(config.numTrainTimesteps, 2...1_000_000, key: "num_train_timesteps", scheduler: name)
-        try require(config.betaSchedule, in: [.linear, .scaledLinear, .squaredcosCapV2], key: "beta_schedule", scheduler: name)
+        try config.requireNoiseSchedule([.linear, .scaledLinear, .squaredcosCapV2], minTrainSteps: 2, scheduler: name)
         try requireOff(config.useBetaSigmas, key: "use_beta_sigmas", scheduler: name)
-        if config.useKarrasSigmas && config.useExponentialSigmas {
-            throw SchedulerError.conflictingKeys("only one of use_karras_sigmas, use_exponential_sigmas can be true")
-        }
+        try requireAtMostOne(["use_karras_sigmas": config.useKarrasSigmas, "use_exponential_sigmas": config.useExponentialSigmas])
         self.config = config
-        schedule = try NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
-                                 betaEnd: config.betaEnd, schedule: config.betaSchedule,
-                                 trainedBetas: config.trainedBetas)
+        schedule = try NoiseSchedule(config)
         try setTimesteps(config.numTrainTimesteps)
     }
 
     public mutating func setTimesteps(_ count: Int) throws {
-        guard count >= 1 else {
-            throw SchedulerError.invalidStepCount(count, limit: nil, scheduler: Self.className)
-        }
-        var steps = spacedTimesteps(config.timestepSpacing, count: count, trainSteps: config.numTrainTimesteps,
-                                    stepsOffset: config.stepsOffset, integer: false)
-        let trainSigmas = schedule.sigmas
-        let fp = trainSigmas.map { Double($0) }
-        var s = steps.map { NumPy.interp($0, fp) }
-        if config.useKarrasSigmas || config.useExponentialSigmas {
-            let logSigmas = trainSigmas.map { logf($0) }
-            s = config.useKarrasSigmas
-                ? karrasSigmas(sigmaMin: s[s.count - 1], sigmaMax: s[0], count: count)
-                : exponentialSigmas(sigmaMin: s[s.count - 1], sigmaMax: s[0], count: count)
-            steps = s.map { sigmaToT($0, logSigmas: logSigmas) }
-        }
-        sigmas = s.map { Float($0) } + [0]
-        timesteps = steps.map { Float($0) }
-        cursor = StepCursor()
+        try requireStepCount(count, limit: nil, scheduler: Self.className)
+        let (steps, s) = schedule.kDiffusionSigmas(
+            at: config.inferenceTimesteps(count, integer: false), count: count,
+            spacing: SigmaSpacing(karras: config.useKarrasSigmas, exponential: config.useExponentialSigmas))
+        cursor.start(timesteps: steps.map { Float($0) }, sigmas: s.map { Float($0) } + [0])
         derivatives = []
     }
 
     public mutating func setBeginIndex(_ index: Int) { cursor.beginIndex = index }
 
-    private func lookup(_ t: Float) -> Int {
-        indexForTimestep(t, in: timesteps) { nearestIndex($0, in: timesteps) }
-    }
-
     /// x / √(σ² + 1): the model sees inputs of unit variance.
     public func scaleModelInput(_ sample: Tensor, timestep: Float) -> Tensor {
-        let sigma = sigmas[min(cursor.current(timestep, lookup: lookup), sigmas.count - 1)]
-        return scaleBySigma(sample, sigma)
+        cursor.scaleModelInput(sample, timestep: timestep)
     }
 
     /// ∫_{σ_i}^{σ_{i+1}} ℓ_k(τ) dτ, ℓ_k(τ) = Π_{j≠k} (τ − σ_{i−j})/(σ_{i−k} − σ_{i−j}), j < order:
@@ -170,7 +138,7 @@ public struct LMSDiscreteScheduler: SigmaScheduler {
 
     public mutating func step(output: Tensor, timestep: Float, sample: Tensor,
                               random: inout any RandomSource) -> Tensor {
-        let i = min(cursor.current(timestep, lookup: lookup), sigmas.count - 2)
+        let i = min(cursor.current(timestep), sigmas.count - 2)
         let sigma = sigmas[i]
 
         // 1. predicted x₀ from the model output
@@ -187,41 +155,12 @@ public struct LMSDiscreteScheduler: SigmaScheduler {
         // 4. x_{i+1} = x_i + Σ_k c_k d_{i−k} (newest derivative first)
         let terms = Array(zip(coeffs, derivatives.reversed()))
         let update = weightedSum(terms.map(\.0), terms.map(\.1))
-        cursor.stepIndex = i + 1
+        cursor.advance(past: i)
         return add(sample, update)
     }
 
     /// x_σ = x₀ + σ ε.
     public func addNoise(original: Tensor, noise: Tensor, timestep: Float) -> Tensor {
-        let sigma = sigmas[min(cursor.noiseLevel(timestep, lookup: lookup), sigmas.count - 1)]
-        return zipMap(original, noise) { (x, e) in x + e * sigma }
-    }
-}
-
-// MARK: - Shared by the σ schedulers (LMS, Euler, Euler ancestral, Heun)
-
-/// σ_max for "linspace"/"trailing" spacing, else √(σ_max² + 1) (diffusers' `init_noise_sigma`).
-func sigmaInitNoise(_ sigmas: [Float], spacing: TimestepSpacing) -> Float {
-    let maxSigma = sigmas.max() ?? 1
-    return spacing == .leading ? (maxSigma * maxSigma + 1).squareRoot() : maxSigma
-}
-
-/// x / √(σ² + 1).
-func scaleBySigma(_ sample: Tensor, _ sigma: Float) -> Tensor {
-    let d = (sigma * sigma + 1).squareRoot()
-    return map(sample) { $0 / d }
-}
-
-/// x̂₀ from a model output at noise level σ (x = x₀ + σ ε, model input x/√(σ² + 1)):
-/// ε → x − σ ε; v → v · (−σ/√(σ² + 1)) + x/(σ² + 1); sample → the output itself.
-func sigmaPredictedOriginal(output: Tensor, sample: Tensor, sigma: Float, type: PredictionType) -> Tensor {
-    switch type {
-    case .epsilon:
-        return zipMap(sample, output) { (x, e) in x - sigma * e }
-    case .vPrediction:
-        let c = -sigma / (sigma * sigma + 1).squareRoot(), d = sigma * sigma + 1
-        return zipMap(output, sample) { (v, x) in v * c + x / d }
-    case .sample:
-        return output
+        cursor.addNoise(original: original, noise: noise, timestep: timestep)
     }
 }

@@ -78,6 +78,14 @@ struct NoiseSchedule: Sendable {
         self.alphasCumprod = cumulativeProduct(betas.map { 1 - $0 })
     }
 
+    /// The schedule a scheduler's `config` describes. With `sigmaScheduler`, a zero terminal ᾱ
+    /// (from `rescaleZeroSNR`) becomes 2⁻²⁴, as diffusers' σ schedulers set it, so σ_{T−1} stays finite.
+    init<C: CommonSchedulerConfig>(_ config: C, rescaleZeroSNR: Bool = false, sigmaScheduler: Bool = false) throws {
+        try self.init(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart, betaEnd: config.betaEnd,
+                      schedule: config.betaSchedule, trainedBetas: config.trainedBetas, rescaleZeroSNR: rescaleZeroSNR)
+        if rescaleZeroSNR && sigmaScheduler { alphasCumprod[alphasCumprod.count - 1] = 0x1p-24 }
+    }
+
     /// ᾱ at integer timestep `t`, clamped into the schedule (diffusers would raise outside it).
     @inline(__always) func alphaProd(_ t: Int) -> Float {
         alphasCumprod[min(max(t, 0), alphasCumprod.count - 1)]
@@ -190,6 +198,23 @@ func spacedTimesteps(_ spacing: TimestepSpacing, count: Int, trainSteps: Int, st
     }
 }
 
+/// diffusers' spacing of `count` timesteps for the multistep solvers (`set_timesteps` of
+/// DPM-Solver and UniPC), descending: `count + 1` points over [0, `lastTimestep`) with the last
+/// one (t = 0) dropped. `lastTimestep` is T, or less when DPM-Solver clips λ; "trailing" keeps the
+/// step T/N of the full schedule.
+func multistepTimesteps(_ spacing: TimestepSpacing, count: Int, lastTimestep: Int, trainSteps: Int,
+                        stepsOffset: Int) -> [Double] {
+    switch spacing {
+    case .linspace:
+        return Array(NumPy.linspace(0, Double(lastTimestep - 1), count + 1).map(NumPy.round).reversed().dropLast())
+    case .leading:
+        let ratio = lastTimestep / (count + 1)
+        return (1...count).reversed().map { Double($0 * ratio + stepsOffset) }
+    case .trailing:
+        return NumPy.arange(Double(lastTimestep), 0, -Double(trainSteps) / Double(count)).map { NumPy.round($0) - 1 }
+    }
+}
+
 // MARK: - σ schedules
 
 /// The (fractional) training timestep whose log σ matches `sigma`, by linear interpolation of
@@ -217,6 +242,39 @@ func karrasSigmas(sigmaMin: Double, sigmaMax: Double, count: Int) -> [Double] {
 /// σ evenly spaced in log σ from σ_max down to σ_min.
 func exponentialSigmas(sigmaMin: Double, sigmaMax: Double, count: Int) -> [Double] {
     NumPy.linspace(Foundation.log(sigmaMax), Foundation.log(sigmaMin), count).map { Foundation.exp($0) }
+}
+
+/// How σ is spread over a run (diffusers' `use_karras_sigmas` / `use_exponential_sigmas`).
+enum SigmaSpacing: Sendable {
+    /// σ of the training schedule, interpolated at the inference timesteps.
+    case interpolated
+    /// Karras et al. (2022), ρ = 7.
+    case karras
+    /// Evenly in log σ.
+    case exponential
+
+    init(karras: Bool, exponential: Bool) {
+        self = karras ? .karras : exponential ? .exponential : .interpolated
+    }
+}
+
+extension NoiseSchedule {
+    /// σ at the inference `timesteps` of a k-diffusion style scheduler (LMS, Euler, Euler
+    /// ancestral, Heun): the training σ interpolated at each timestep (`np.interp`); with Karras or
+    /// exponential spacing, `count` σ from `sigmaMax` down to `sigmaMin` (by default the ends of the
+    /// interpolated σ) and the timesteps read back from them (`_sigma_to_t`).
+    func kDiffusionSigmas(at timesteps: [Double], count: Int, spacing: SigmaSpacing,
+                          sigmaMin: Double? = nil, sigmaMax: Double? = nil) -> (timesteps: [Double], sigmas: [Double]) {
+        let trainSigmas = sigmas
+        let fp = trainSigmas.map { Double($0) }
+        let interpolated = timesteps.map { NumPy.interp($0, fp) }
+        guard spacing != .interpolated else { return (timesteps, interpolated) }
+        let lo = sigmaMin ?? interpolated[interpolated.count - 1], hi = sigmaMax ?? interpolated[0]
+        let s = spacing == .karras ? karrasSigmas(sigmaMin: lo, sigmaMax: hi, count: count)
+                                   : exponentialSigmas(sigmaMin: lo, sigmaMax: hi, count: count)
+        let logSigmas = trainSigmas.map { logf($0) }
+        return (s.map { sigmaToT($0, logSigmas: logSigmas) }, s)
+    }
 }
 
 /// The σ-schedule index of `timestep` as diffusers' `index_for_timestep` finds it: the second

@@ -7,7 +7,7 @@ import Foundation
 import LDMCore
 
 /// Configuration of `PNDMScheduler`: the keys and defaults of diffusers' `PNDMScheduler.__init__`.
-public struct PNDMSchedulerConfig: Codable, Sendable, Equatable {
+public struct PNDMSchedulerConfig: Codable, Sendable, Equatable, CommonSchedulerConfig {
     /// Length T of the training noise schedule.
     public var numTrainTimesteps = 1000
     /// β at t = 0.
@@ -31,7 +31,7 @@ public struct PNDMSchedulerConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CommonSchedulerCodingKey {
         case className = "_class_name"
         case numTrainTimesteps = "num_train_timesteps", betaStart = "beta_start", betaEnd = "beta_end"
         case betaSchedule = "beta_schedule", trainedBetas = "trained_betas", skipPrkSteps = "skip_prk_steps"
@@ -42,11 +42,7 @@ public struct PNDMSchedulerConfig: Codable, Sendable, Equatable {
     public init(from decoder: Decoder) throws {
         let r = try ConfigReader(decoder, CodingKeys.self, scheduler: PNDMScheduler.className)
         let d = PNDMSchedulerConfig()
-        numTrainTimesteps = try r(.numTrainTimesteps, d.numTrainTimesteps)
-        betaStart = try r(.betaStart, d.betaStart)
-        betaEnd = try r(.betaEnd, d.betaEnd)
-        betaSchedule = try r.choice(.betaSchedule, d.betaSchedule)
-        trainedBetas = try r.optional(.trainedBetas)
+        try readNoiseSchedule(r, defaults: d)
         skipPrkSteps = try r(.skipPrkSteps, d.skipPrkSteps)
         setAlphaToOne = try r(.setAlphaToOne, d.setAlphaToOne)
         predictionType = try r.choice(.predictionType, d.predictionType)
@@ -56,12 +52,7 @@ public struct PNDMSchedulerConfig: Codable, Sendable, Equatable {
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(PNDMScheduler.className, forKey: .className)
-        try c.encode(numTrainTimesteps, forKey: .numTrainTimesteps)
-        try c.encode(betaStart, forKey: .betaStart)
-        try c.encode(betaEnd, forKey: .betaEnd)
-        try c.encode(betaSchedule, forKey: .betaSchedule)
-        try c.encodeOrNull(trainedBetas, forKey: .trainedBetas)
+        try writeNoiseSchedule(&c, className: PNDMScheduler.className)
         try c.encode(skipPrkSteps, forKey: .skipPrkSteps)
         try c.encode(setAlphaToOne, forKey: .setAlphaToOne)
         try c.encode(predictionType, forKey: .predictionType)
@@ -101,21 +92,17 @@ public struct PNDMScheduler: Scheduler {
     /// Builds the scheduler (set up for the full training schedule until `setTimesteps`).
     public init(config: PNDMSchedulerConfig = PNDMSchedulerConfig()) throws {
         let name = Self.className
-        try requireRange(config.numTrainTimesteps, 1...1_000_000, key: "num_train_timesteps", scheduler: name)
-        try require(config.betaSchedule, in: [.linear, .scaledLinear, .squaredcosCapV2],
-                    key: "beta_schedule", scheduler: name)
+        try config.requireNoiseSchedule([.linear, .scaledLinear, .squaredcosCapV2], minTrainSteps: 1, scheduler: name)
         try require(config.predictionType, in: [.epsilon, .vPrediction], key: "prediction_type", scheduler: name)
         self.config = config
-        schedule = try NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
-                                 betaEnd: config.betaEnd, schedule: config.betaSchedule,
-                                 trainedBetas: config.trainedBetas)
+        schedule = try NoiseSchedule(config)
         finalAlphaCumprod = config.setAlphaToOne ? 1 : schedule.alphasCumprod[0]
         try setTimesteps(Swift.max(config.numTrainTimesteps, Self.pndmOrder))
     }
 
     public mutating func setTimesteps(_ count: Int) throws {
         let name = Self.className, trainSteps = config.numTrainTimesteps
-        guard count >= 1 else { throw SchedulerError.invalidStepCount(count, limit: nil, scheduler: name) }
+        try requireStepCount(count, limit: nil, scheduler: name)
         if !config.skipPrkSteps && count < Self.pndmOrder {
             throw SchedulerError.scheduleTooShort(count: count, scheduler: name,
                                                   detail: "the Runge-Kutta warm-up (skip_prk_steps false) needs at least 4 steps")
@@ -245,12 +232,9 @@ public struct PNDMScheduler: Scheduler {
         let alphaProd = schedule.alphaProd(t)
         let alphaProdPrev = prevT >= 0 ? schedule.alphaProd(prevT) : finalAlphaCumprod
         let betaProd = 1 - alphaProd, betaProdPrev = 1 - alphaProdPrev
-        var e = eps
-        if config.predictionType == .vPrediction {
-            // ε = √ᾱ_t v + √(1 − ᾱ_t) x_t
-            let sa = alphaProd.squareRoot(), sb = betaProd.squareRoot()
-            e = zipMap(eps, sample) { (v, x) in sa * v + sb * x }
-        }
+        // ε as it is (ε-prediction), or ε = √ᾱ_t v + √(1 − ᾱ_t) x_t (v-prediction)
+        let e = predictedNoise(output: eps, sample: sample, alpha: alphaProd.squareRoot(), sigma: betaProd.squareRoot(),
+                               type: config.predictionType)
         let sampleCoeff = (alphaProdPrev / alphaProd).squareRoot()
         let denom = alphaProd * betaProdPrev.squareRoot() + (alphaProd * betaProd * alphaProdPrev).squareRoot()
         let diff = alphaProdPrev - alphaProd

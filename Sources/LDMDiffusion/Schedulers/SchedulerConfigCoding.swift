@@ -82,6 +82,71 @@ struct ConfigReader<Key: CodingKey> {
     }
 }
 
+// MARK: - The keys every scheduler config has
+
+/// The coding keys every scheduler config has: `_class_name` and the training noise schedule.
+/// (Each config's `CodingKeys` enum has these cases.)
+protocol CommonSchedulerCodingKey: CodingKey {
+    static var className: Self { get }
+    static var numTrainTimesteps: Self { get }
+    static var betaStart: Self { get }
+    static var betaEnd: Self { get }
+    static var betaSchedule: Self { get }
+    static var trainedBetas: Self { get }
+}
+
+/// What every diffusers scheduler config has: the training noise schedule (`num_train_timesteps`,
+/// `beta_start`, `beta_end`, `beta_schedule`, `trained_betas`), what the model predicts, and how
+/// the inference timesteps are spaced.
+protocol CommonSchedulerConfig {
+    associatedtype CodingKeys: CommonSchedulerCodingKey
+    var numTrainTimesteps: Int { get set }
+    var betaStart: Double { get set }
+    var betaEnd: Double { get set }
+    var betaSchedule: BetaSchedule { get set }
+    var trainedBetas: [Double]? { get set }
+    var predictionType: PredictionType { get }
+    var timestepSpacing: TimestepSpacing { get }
+    var stepsOffset: Int { get }
+}
+
+extension CommonSchedulerConfig {
+    /// Reads the training noise schedule keys, taking `defaults`' values for the missing ones.
+    mutating func readNoiseSchedule(_ r: ConfigReader<CodingKeys>, defaults d: Self) throws {
+        numTrainTimesteps = try r(.numTrainTimesteps, d.numTrainTimesteps)
+        betaStart = try r(.betaStart, d.betaStart)
+        betaEnd = try r(.betaEnd, d.betaEnd)
+        betaSchedule = try r.choice(.betaSchedule, d.betaSchedule)
+        trainedBetas = try r.optional(.trainedBetas)
+    }
+
+    /// Writes `_class_name` and the training noise schedule keys (`trained_betas` as null when unset).
+    func writeNoiseSchedule(_ c: inout KeyedEncodingContainer<CodingKeys>, className: String) throws {
+        try c.encode(className, forKey: .className)
+        try c.encode(numTrainTimesteps, forKey: .numTrainTimesteps)
+        try c.encode(betaStart, forKey: .betaStart)
+        try c.encode(betaEnd, forKey: .betaEnd)
+        try c.encode(betaSchedule, forKey: .betaSchedule)
+        try c.encodeOrNull(trainedBetas, forKey: .trainedBetas)
+    }
+
+    /// Checks `num_train_timesteps` (at least `minTrainSteps`) and that `beta_schedule` is one of
+    /// `betaSchedules`.
+    func requireNoiseSchedule(_ betaSchedules: [BetaSchedule], minTrainSteps: Int, scheduler: String) throws {
+        try requireRange(numTrainTimesteps, minTrainSteps...1_000_000, key: "num_train_timesteps", scheduler: scheduler)
+        try require(betaSchedule, in: betaSchedules, key: "beta_schedule", scheduler: scheduler)
+    }
+
+    /// The `count` inference timesteps of this config's `timestep_spacing` and `steps_offset`,
+    /// descending (`spacedTimesteps`; `integer` rounds them as the integer schedulers do).
+    func inferenceTimesteps(_ count: Int, integer: Bool) -> [Double] {
+        spacedTimesteps(timestepSpacing, count: count, trainSteps: numTrainTimesteps, stepsOffset: stepsOffset,
+                        integer: integer)
+    }
+}
+
+// MARK: - Checks
+
 /// Checks that a decoded option is one this scheduler implements.
 func require<E: RawRepresentable>(_ value: E, in allowed: [E], key: String, scheduler: String) throws
     where E: Equatable, E.RawValue == String {
@@ -95,6 +160,20 @@ func require<E: RawRepresentable>(_ value: E, in allowed: [E], key: String, sche
 func requireOff(_ flag: Bool, key: String, scheduler: String) throws {
     if flag {
         throw SchedulerError.unsupportedValue(key: key, value: "true", scheduler: scheduler, supported: "false")
+    }
+}
+
+/// Checks that at most one of the named boolean options is on.
+func requireAtMostOne(_ options: KeyValuePairs<String, Bool>) throws {
+    if options.filter(\.value).count > 1 {
+        throw SchedulerError.conflictingKeys("only one of \(options.map(\.key).joined(separator: ", ")) can be true")
+    }
+}
+
+/// Checks the step count given to `setTimesteps`: at least 1, and at most `limit` when there is one.
+func requireStepCount(_ count: Int, limit: Int?, scheduler: String) throws {
+    guard count >= 1, count <= limit ?? Int.max else {
+        throw SchedulerError.invalidStepCount(count, limit: limit, scheduler: scheduler)
     }
 }
 

@@ -1,5 +1,6 @@
 // SchedulerSupport.swift — elementwise arithmetic on latents that the schedulers share:
-// the prediction conversions, x₀ clipping and dynamic thresholding, a small linear solver.
+// the prediction conversions, x₀ clipping and dynamic thresholding, the forward process of the
+// ᾱ schedulers, a small linear solver.
 //
 // Everything runs in float32 with the scalar coefficients computed first, as diffusers' torch code
 // does (0-dim float32 tensors times a latent tensor).
@@ -38,9 +39,74 @@ func weightedSum(_ weights: [Float], _ tensors: [Tensor]) -> Tensor {
     return out
 }
 
-/// x₀ clamped to [−range, range] (diffusers' `clip_sample`).
-func clipSample(_ x: Tensor, range: Float) -> Tensor {
-    map(x) { Swift.min(Swift.max($0, -range), range) }
+// MARK: - What the model predicts
+
+/// x̂₀ from a model output, for a sample x_t = α_t x₀ + σ_t ε (α_t = √ᾱ_t and σ_t = √(1 − ᾱ_t) for
+/// the ᾱ schedulers; α_t = 1/√(σ² + 1) and σ_t = σ α_t for DPM-Solver and UniPC):
+/// ε → (x − σ_t ε)/α_t (formula (15) of Ho et al. 2020); v → α_t x − σ_t v; sample → the output itself.
+func predictedOriginal(output: Tensor, sample: Tensor, alpha: Float, sigma: Float, type: PredictionType) -> Tensor {
+    switch type {
+    case .epsilon: return zipMap(sample, output) { (x, e) in (x - sigma * e) / alpha }
+    case .sample: return output
+    case .vPrediction: return zipMap(sample, output) { (x, v) in alpha * x - sigma * v }
+    }
+}
+
+/// ε̂ from a model output, for x_t = α_t x₀ + σ_t ε: ε → the output itself;
+/// sample → (x − α_t x̂₀)/σ_t; v → α_t v + σ_t x.
+func predictedNoise(output: Tensor, sample: Tensor, alpha: Float, sigma: Float, type: PredictionType) -> Tensor {
+    switch type {
+    case .epsilon: return output
+    case .sample: return zipMap(sample, output) { (x, p) in (x - alpha * p) / sigma }
+    case .vPrediction: return zipMap(output, sample) { (v, x) in alpha * v + sigma * x }
+    }
+}
+
+/// x_t = √ᾱ x₀ + √(1 − ᾱ) ε, the forward process q(x_t | x₀) of the ᾱ-indexed schedulers (DDPM, DDIM, PNDM).
+func addNoiseAlphaProd(original: Tensor, noise: Tensor, alphaProd: Float) -> Tensor {
+    let a = alphaProd.squareRoot(), b = (1 - alphaProd).squareRoot()
+    return zipMap(original, noise) { (x, e) in a * x + b * e }
+}
+
+// MARK: - Keeping x̂₀ in range
+
+/// A config with diffusers' dynamic thresholding keys (`thresholding`, `dynamic_thresholding_ratio`,
+/// `sample_max_value`).
+protocol ThresholdingConfig {
+    var thresholding: Bool { get }
+    var dynamicThresholdingRatio: Double { get }
+    var sampleMaxValue: Double { get }
+}
+
+extension ThresholdingConfig {
+    /// x̂₀ dynamically thresholded when `thresholding` is on, else unchanged.
+    func thresholded(_ x0: Tensor) -> Tensor {
+        guard thresholding else { return x0 }
+        return dynamicThreshold(x0, ratio: Float(dynamicThresholdingRatio), maxValue: Float(sampleMaxValue))
+    }
+}
+
+/// A config with diffusers' `clip_sample` / `clip_sample_range` keys.
+protocol ClipSampleConfig {
+    var clipSample: Bool { get }
+    var clipSampleRange: Double { get }
+}
+
+extension ClipSampleConfig {
+    /// x̂₀ clamped to [−range, range] when `clipSample` is on, else unchanged.
+    func clipped(_ x0: Tensor) -> Tensor {
+        guard clipSample else { return x0 }
+        let range = Float(clipSampleRange)
+        return map(x0) { Swift.min(Swift.max($0, -range), range) }
+    }
+}
+
+extension ThresholdingConfig where Self: ClipSampleConfig {
+    /// x̂₀ thresholded when `thresholding` is on, else clipped when `clipSample` is (thresholding
+    /// takes precedence, as in diffusers' DDPM and DDIM).
+    func limited(_ x0: Tensor) -> Tensor {
+        thresholding ? thresholded(x0) : clipped(x0)
+    }
 }
 
 /// Dynamic thresholding of Saharia et al. (2022), "Imagen", §2.3, per batch item: s = the
@@ -97,25 +163,4 @@ func solveLinearSystem(_ a: [[Float]], _ b: [Float]) -> [Float] {
 /// `random` as `randn_tensor(shape, generator)` takes them from a torch generator.
 func drawNoise(like shape: [Int], count: Int, random: inout any RandomSource) -> Tensor {
     Tensor(shape: shape, random.normal(count: count))
-}
-
-/// Where a σ scheduler is in its run (diffusers' `_step_index` and `_begin_index`).
-struct StepCursor: Sendable {
-    /// Index into `timesteps`/`sigmas` of the next `step`; nil before the first step of a run.
-    var stepIndex: Int?
-    /// Index the run starts at (img2img), set by `setBeginIndex`; nil: found from the first timestep.
-    var beginIndex: Int?
-
-    /// The index the next `step` (and `scaleModelInput`) works at: the running index, else the
-    /// begin index, else the position of `timestep` (diffusers' `_init_step_index`).
-    func current(_ timestep: Float, lookup: (Float) -> Int) -> Int {
-        stepIndex ?? beginIndex ?? lookup(timestep)
-    }
-
-    /// The index `add_noise` takes its noise level from: the timestep's position when no begin
-    /// index was set, else the running index after the first step (inpainting), else the begin index.
-    func noiseLevel(_ timestep: Float, lookup: (Float) -> Int) -> Int {
-        guard let beginIndex else { return lookup(timestep) }
-        return stepIndex ?? beginIndex
-    }
 }

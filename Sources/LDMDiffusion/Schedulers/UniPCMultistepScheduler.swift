@@ -22,7 +22,7 @@ public enum UniPCSolverType: String, Codable, Sendable, CaseIterable {
 
 /// Configuration of `UniPCMultistepScheduler`: the keys and defaults of diffusers'
 /// `UniPCMultistepScheduler.__init__`.
-public struct UniPCMultistepSchedulerConfig: Codable, Sendable, Equatable {
+public struct UniPCMultistepSchedulerConfig: Codable, Sendable, Equatable, CommonSchedulerConfig, ThresholdingConfig {
     /// Length T of the training noise schedule.
     public var numTrainTimesteps = 1000
     /// β at t = 0.
@@ -80,7 +80,7 @@ public struct UniPCMultistepSchedulerConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CommonSchedulerCodingKey {
         case className = "_class_name"
         case numTrainTimesteps = "num_train_timesteps", betaStart = "beta_start", betaEnd = "beta_end"
         case betaSchedule = "beta_schedule", trainedBetas = "trained_betas", solverOrder = "solver_order"
@@ -99,11 +99,7 @@ public struct UniPCMultistepSchedulerConfig: Codable, Sendable, Equatable {
         let name = UniPCMultistepScheduler.className
         let r = try ConfigReader(decoder, CodingKeys.self, scheduler: name)
         let d = UniPCMultistepSchedulerConfig()
-        numTrainTimesteps = try r(.numTrainTimesteps, d.numTrainTimesteps)
-        betaStart = try r(.betaStart, d.betaStart)
-        betaEnd = try r(.betaEnd, d.betaEnd)
-        betaSchedule = try r.choice(.betaSchedule, d.betaSchedule)
-        trainedBetas = try r.optional(.trainedBetas)
+        try readNoiseSchedule(r, defaults: d)
         solverOrder = try r(.solverOrder, d.solverOrder)
         predictionType = try r.choice(.predictionType, d.predictionType)
         thresholding = try r(.thresholding, d.thresholding)
@@ -138,12 +134,7 @@ public struct UniPCMultistepSchedulerConfig: Codable, Sendable, Equatable {
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(UniPCMultistepScheduler.className, forKey: .className)
-        try c.encode(numTrainTimesteps, forKey: .numTrainTimesteps)
-        try c.encode(betaStart, forKey: .betaStart)
-        try c.encode(betaEnd, forKey: .betaEnd)
-        try c.encode(betaSchedule, forKey: .betaSchedule)
-        try c.encodeOrNull(trainedBetas, forKey: .trainedBetas)
+        try writeNoiseSchedule(&c, className: UniPCMultistepScheduler.className)
         try c.encode(solverOrder, forKey: .solverOrder)
         try c.encode(predictionType, forKey: .predictionType)
         try c.encode(thresholding, forKey: .thresholding)
@@ -180,9 +171,7 @@ public struct UniPCMultistepScheduler: SigmaScheduler {
     /// The configuration this scheduler was built from.
     public let config: UniPCMultistepSchedulerConfig
     let schedule: NoiseSchedule
-    public private(set) var timesteps: [Float] = []
-    public private(set) var sigmas: [Float] = []
-    private var cursor = StepCursor()
+    private var cursor = SigmaCursor(offSchedule: .last)
     /// Converted model outputs, oldest first; `solverOrder` slots.
     private var modelOutputs: [Tensor?] = []
     private var lowerOrderNums = 0
@@ -190,6 +179,8 @@ public struct UniPCMultistepScheduler: SigmaScheduler {
     private var lastSample: Tensor?
     private var thisOrder = 1
 
+    public var timesteps: [Float] { cursor.timesteps }
+    public var sigmas: [Float] { cursor.sigmas }
     public var initNoiseSigma: Float { 1 }
     public var order: Int { 1 }
     public var predictionType: PredictionType { config.predictionType }
@@ -200,40 +191,23 @@ public struct UniPCMultistepScheduler: SigmaScheduler {
         let name = Self.className
         var config = config
         if [.midpoint, .heun, .logrho].contains(config.solverType) { config.solverType = .bh2 }
-        try requireRange(config.numTrainTimesteps, 2...1_000_000, key: "num_train_timesteps", scheduler: name)
-        try require(config.betaSchedule, in: [.linear, .scaledLinear, .squaredcosCapV2], key: "beta_schedule", scheduler: name)
+        try config.requireNoiseSchedule([.linear, .scaledLinear, .squaredcosCapV2], minTrainSteps: 2, scheduler: name)
         try requireRange(config.solverOrder, 1...3, key: "solver_order", scheduler: name)
         try requireOff(config.useBetaSigmas, key: "use_beta_sigmas", scheduler: name)
         try requireOff(config.useFlowSigmas, key: "use_flow_sigmas", scheduler: name)
         try requireOff(config.useDynamicShifting, key: "use_dynamic_shifting", scheduler: name)
-        if config.useKarrasSigmas && config.useExponentialSigmas {
-            throw SchedulerError.conflictingKeys("only one of use_karras_sigmas, use_exponential_sigmas can be true")
-        }
+        try requireAtMostOne(["use_karras_sigmas": config.useKarrasSigmas, "use_exponential_sigmas": config.useExponentialSigmas])
         self.config = config
-        var schedule = try NoiseSchedule(trainSteps: config.numTrainTimesteps, betaStart: config.betaStart,
-                                     betaEnd: config.betaEnd, schedule: config.betaSchedule,
-                                     trainedBetas: config.trainedBetas, rescaleZeroSNR: config.rescaleBetasZeroSnr)
-        if config.rescaleBetasZeroSnr { schedule.alphasCumprod[schedule.alphasCumprod.count - 1] = 0x1p-24 }
-        self.schedule = schedule
+        schedule = try NoiseSchedule(config, rescaleZeroSNR: config.rescaleBetasZeroSnr, sigmaScheduler: true)
         try setTimesteps(config.numTrainTimesteps)
     }
 
     public mutating func setTimesteps(_ count: Int) throws {
-        guard count >= 1 else {
-            throw SchedulerError.invalidStepCount(count, limit: nil, scheduler: Self.className)
-        }
+        try requireStepCount(count, limit: nil, scheduler: Self.className)
         let trainSteps = config.numTrainTimesteps
         // 1. spacing over N + 1 points, dropping the last (t = 0)
-        var steps: [Double]
-        switch config.timestepSpacing {
-        case .linspace:
-            steps = Array(NumPy.linspace(0, Double(trainSteps - 1), count + 1).map(NumPy.round).reversed().dropLast())
-        case .leading:
-            let ratio = trainSteps / (count + 1)
-            steps = (1...count).reversed().map { Double($0 * ratio + config.stepsOffset) }
-        case .trailing:
-            steps = NumPy.arange(Double(trainSteps), 0, -Double(trainSteps) / Double(count)).map { NumPy.round($0) - 1 }
-        }
+        var steps = multistepTimesteps(config.timestepSpacing, count: count, lastTimestep: trainSteps,
+                                       trainSteps: trainSteps, stepsOffset: config.stepsOffset)
         // 2. σ for each timestep, and the final σ
         let trainSigmas = schedule.sigmas
         var s: [Double]
@@ -252,56 +226,30 @@ public struct UniPCMultistepScheduler: SigmaScheduler {
             s = steps.map { NumPy.interp($0, fp) }
             last = config.finalSigmasType == .sigmaMin ? schedule.sigmaMin : 0
         }
-        sigmas = s.map { Float($0) } + [last]
-        timesteps = steps.map { Float($0.rounded(.towardZero)) }
+        cursor.start(timesteps: steps.map { Float($0.rounded(.towardZero)) }, sigmas: s.map { Float($0) } + [last])
         modelOutputs = Array(repeating: nil, count: config.solverOrder)
         lowerOrderNums = 0
         lastSample = nil
         thisOrder = 1
-        cursor = StepCursor()
     }
 
     public mutating func setBeginIndex(_ index: Int) { cursor.beginIndex = index }
 
-    private func lookup(_ t: Float) -> Int {
-        indexForTimestep(t, in: timesteps) { _ in timesteps.count - 1 }
-    }
-
     public func scaleModelInput(_ sample: Tensor, timestep: Float) -> Tensor { sample }
-
-    /// α_t = 1/√(σ² + 1), σ_t = σ α_t, λ_t = log α_t − log σ_t.
-    private func alphaSigmaLambda(_ index: Int) -> (alpha: Float, sigma: Float, lambda: Float) {
-        let s = sigmas[min(max(index, 0), sigmas.count - 1)]
-        let alpha = 1 / (s * s + 1).squareRoot()
-        let sigma = s * alpha
-        return (alpha, sigma, logf(alpha) - logf(sigma))
-    }
 
     /// The model output as x̂₀ (predict_x0) or ε.
     private func convertModelOutput(_ output: Tensor, sample: Tensor, index: Int) -> Tensor {
-        let (a, s, _) = alphaSigmaLambda(index)
+        let (a, s, _) = cursor.alphaSigmaLambda(index)
         if config.predictX0 {
-            var x0: Tensor
-            switch config.predictionType {
-            case .epsilon: x0 = zipMap(sample, output) { (x, e) in (x - s * e) / a }
-            case .sample: x0 = output
-            case .vPrediction: x0 = zipMap(sample, output) { (x, v) in a * x - s * v }
-            }
-            if config.thresholding {
-                x0 = dynamicThreshold(x0, ratio: Float(config.dynamicThresholdingRatio), maxValue: Float(config.sampleMaxValue))
-            }
-            return x0
+            return config.thresholded(predictedOriginal(output: output, sample: sample, alpha: a, sigma: s,
+                                                        type: config.predictionType))
         }
-        switch config.predictionType {
-        case .epsilon: return output
-        case .sample: return zipMap(sample, output) { (x, p) in (x - a * p) / s }
-        case .vPrediction: return zipMap(output, sample) { (v, x) in a * v + s * x }
-        }
+        return predictedNoise(output: output, sample: sample, alpha: a, sigma: s, type: config.predictionType)
     }
 
     public mutating func step(output: Tensor, timestep: Float, sample: Tensor,
                               random: inout any RandomSource) -> Tensor {
-        let i = min(cursor.current(timestep, lookup: lookup), timesteps.count - 1)
+        let i = min(cursor.current(timestep), timesteps.count - 1)
         // 1. convert the model output; correct the last prediction with it (UniC)
         let useCorrector = i > 0 && !config.disableCorrector.contains(i - 1) && lastSample != nil
         let m = convertModelOutput(output, sample: sample, index: i)
@@ -320,7 +268,7 @@ public struct UniPCMultistepScheduler: SigmaScheduler {
         // 4. predict the next sample (UniP)
         let prev = predictor(sample: x, index: i, order: thisOrder)
         lowerOrderNums = min(lowerOrderNums + 1, config.solverOrder)
-        cursor.stepIndex = i + 1
+        cursor.advance(past: i)
         return prev
     }
 
@@ -329,7 +277,7 @@ public struct UniPCMultistepScheduler: SigmaScheduler {
     /// R[i−1] = r^{i−1}, b[i−1] = h φ_{i}(hh) · i! / B(h), with hh = −h for data prediction.
     private func coefficients(h: Float, lambdaS0: Float, others: [Int], order: Int)
         -> (rks: [Float], R: [[Float]], b: [Float], hPhi1: Float, bH: Float) {
-        var rks = others.map { (alphaSigmaLambda($0).lambda - lambdaS0) / h }
+        var rks = others.map { (cursor.alphaSigmaLambda($0).lambda - lambdaS0) / h }
         rks.append(1)
         let hh = config.predictX0 ? -h : h
         let hPhi1 = expm1f(hh)                 // h φ₁(h) = e^h − 1
@@ -348,7 +296,7 @@ public struct UniPCMultistepScheduler: SigmaScheduler {
 
     /// UniP-p (B(h) variant), eq. (8) of the paper.
     private func predictor(sample x: Tensor, index i: Int, order: Int) -> Tensor {
-        let (at, st, lt) = alphaSigmaLambda(i + 1), (as0, ss0, ls0) = alphaSigmaLambda(i)
+        let (at, st, lt) = cursor.alphaSigmaLambda(i + 1), (as0, ss0, ls0) = cursor.alphaSigmaLambda(i)
         let h = lt - ls0
         let c = modelOutputs.count
         let m0 = modelOutputs[c - 1]!
@@ -374,7 +322,7 @@ public struct UniPCMultistepScheduler: SigmaScheduler {
     /// UniC-p (B(h) variant), eq. (9) of the paper: corrects x_t predicted from `lastSample` with
     /// the model output at t.
     private func corrector(modelOutput mt: Tensor, lastSample x: Tensor, index i: Int, order: Int) -> Tensor {
-        let (at, st, lt) = alphaSigmaLambda(i), (as0, ss0, ls0) = alphaSigmaLambda(i - 1)
+        let (at, st, lt) = cursor.alphaSigmaLambda(i), (as0, ss0, ls0) = cursor.alphaSigmaLambda(i - 1)
         let h = lt - ls0
         let c = modelOutputs.count
         let m0 = modelOutputs[c - 1]!
@@ -398,7 +346,6 @@ public struct UniPCMultistepScheduler: SigmaScheduler {
 
     /// x_t = α_t x₀ + σ_t ε at the σ of the begin / step index (or of `timestep`).
     public func addNoise(original: Tensor, noise: Tensor, timestep: Float) -> Tensor {
-        let (a, s, _) = alphaSigmaLambda(cursor.noiseLevel(timestep, lookup: lookup))
-        return zipMap(original, noise) { (x, e) in a * x + s * e }
+        cursor.addNoiseAlphaSigma(original: original, noise: noise, timestep: timestep)
     }
 }
