@@ -74,7 +74,7 @@ TINY_UNET_LINEAR = dict(TINY_UNET, use_linear_projection=True, transformer_layer
 TINY_VAE = dict(block_out_channels=(32, 64), down_block_types=("DownEncoderBlock2D",) * 2,
                 up_block_types=("UpDecoderBlock2D",) * 2, layers_per_block=1, norm_num_groups=8, latent_channels=4)
 TINY_TEXT = dict(vocab_size=100, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-                 max_position_embeddings=77)
+                 max_position_embeddings=77, bos_token_id=98, eos_token_id=99, pad_token_id=1)
 
 
 def main():

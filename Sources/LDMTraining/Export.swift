@@ -34,7 +34,8 @@ public func exportDiffusionModel(_ trainer: DiffusionTrainer, to folder: URL, dt
     let (unet, text) = try trainer.emaModels()
     try saveUNet(unet, to: folder.appendingPathComponent("unet"), dtype: dtype)
     try saveTextEncoder(text, to: folder.appendingPathComponent("text_encoder"), dtype: dtype)
-    try saveVAE(trainer.vae, to: folder.appendingPathComponent("vae"), dtype: dtype)
+    // The VAE is small: kept in float32 so a run resumed from the exported folder sees the same latents.
+    try saveVAE(trainer.vae, to: folder.appendingPathComponent("vae"), dtype: .f32)
     let tok = folder.appendingPathComponent("tokenizer")
     try? fm.removeItem(at: tok)
     try fm.copyItem(at: trainer.runFolder.appendingPathComponent("tokenizer"), to: tok)

@@ -1,4 +1,5 @@
-// `ldm bench ops | unet | vae | text`: speed and memory, measured, printed, optionally as JSON.
+// `ldm bench ops | unet | vae | text | latent-vs-pixel`: speed and memory, measured, printed,
+// optionally as JSON (and, for latent-vs-pixel, a bar chart).
 
 import ArgumentParser
 import Foundation
@@ -9,7 +10,7 @@ import LDMModels
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Measure kernels and networks (seconds, GFLOP/s, peak memory).",
-        subcommands: [Ops.self, UNet.self, VAE.self, Text.self])
+        subcommands: [Ops.self, UNet.self, VAE.self, Text.self, LatentVsPixel.self])
 
     struct Output: ParsableArguments {
         @Option(help: "Also write the figures as JSON to this path.")
@@ -121,6 +122,63 @@ struct BenchCommand: ParsableCommand {
             let t = try benchmarkText(text, batch: batch, calls: choice.calls)
             print(t.summary)
             try output.write(t)
+        }
+    }
+
+    struct LatentVsPixel: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "latent-vs-pixel",
+            abstract: "The same U-Net in latent space and in pixel space at equal resolution: FLOPs, seconds, memory.",
+            discussion: """
+                Rows in pairs: the model in --model (default Checkpoints/ when it holds a model) at 64×64, and the \
+                Stable Diffusion 1.x architecture (random weights) at 256×256 and 512×512, as configured and without \
+                attention at the top level. Calls too large to run whole are extrapolated from sampled blocks \
+                (marked in the table and `measured: false` in the JSON).
+                """)
+        @OptionGroup var output: Output
+        @Option(help: "Also draw seconds per image as a bar chart (PNG).") var chart: String?
+        @Flag(help: "Tiny sizes, for a quick check (seconds); uses no model unless --model is given.") var quick = false
+        @Option(help: "A diffusers model folder for the model row (default: Checkpoints/ when it holds a model).")
+        var model: String?
+        @Option(help: "Denoising steps per image.") var steps: Int = 20
+
+        func validate() throws {
+            if steps < 1 { throw ValidationError("--steps must be at least 1 (got \(steps))") }
+            if let chart, !chart.lowercased().hasSuffix(".png") { throw ValidationError("--chart must end in .png") }
+            if let model, !FileManager.default.fileExists(atPath: URL(fileURLWithPath: model).appendingPathComponent("model_index.json").path) {
+                throw ValidationError("no diffusers model folder at \(model) (model_index.json missing)")
+            }
+        }
+
+        /// --model, else (not with --quick) Checkpoints/ in the working folder or beside the repository the binary was built in.
+        func modelFolder() -> (folder: URL, name: String)? {
+            if let model {
+                let url = URL(fileURLWithPath: model)
+                return (url, url.standardized.lastPathComponent)
+            }
+            if quick { return nil }
+            let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            let candidates = [URL(fileURLWithPath: "Checkpoints"),
+                              exe.deletingLastPathComponent().appendingPathComponent("../../../Checkpoints").standardized]
+            for c in candidates where FileManager.default.fileExists(atPath: c.appendingPathComponent("model_index.json").path) {
+                return (c, "shipped model")
+            }
+            return nil
+        }
+
+        func run() throws {
+            let model = modelFolder()
+            let options = LatentVsPixelOptions(steps: steps, quick: quick, model: model) { line in
+                FileHandle.standardError.write((line + "\n").data(using: .utf8)!)
+            }
+            var report = try runLatentVsPixel(options)
+            if model == nil {
+                report.notes.insert(quick ? "model row skipped (--quick uses no model unless --model is given)"
+                                          : "model row skipped: no model in Checkpoints/ yet and no --model given", at: 0)
+            }
+            print(report.table)
+            try output.write(report)
+            if let chart { try report.chart().render().write(to: chart) }
         }
     }
 }

@@ -22,15 +22,11 @@ func fail(_ message: String, code: Int32 = 1) -> Never {
 
 do {
     var command = try LDM.parseAsRoot()
-    do {
-        try command.run()
-    } catch {
-        if error is CleanExit || error is ExitCode { LDM.exit(withError: error) }
-        fail("\(error)")
-    }
+    try command.run()
 } catch {
-    // Help and version requests print as usual; argument mistakes are one line.
+    // Help and version requests print as usual; everything else is one line.
     let code = LDM.exitCode(for: error)
     if code == .success { LDM.exit(withError: error) }
-    fail(LDM.message(for: error), code: 2)
+    let message = LDM.message(for: error)
+    fail(message.isEmpty ? "\(error)" : message, code: code == .validationFailure ? 2 : 1)
 }
