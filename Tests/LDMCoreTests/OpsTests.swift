@@ -208,6 +208,19 @@ final class OpsTests: XCTestCase {
         XCTAssertEqual(tokensToImage(tokens, height: 4, width: 5).array, x.array)
     }
 
+    func testFastExpMatchesLibm() {
+        var worst: Double = 0
+        var x: Float = -87
+        while x < 88 {
+            let ref = exp(Double(x))
+            worst = max(worst, abs(Double(fastExp(x)) - ref) / ref)
+            x += 0.00137
+        }
+        XCTAssertLessThan(worst, 3e-7)
+        XCTAssertEqual(fastExp(-1000), fastExp(-87.3))
+        XCTAssertTrue(fastExp(1000).isFinite)
+    }
+
     func testMeanAndVariance() {
         let x = Tensor(shape: [4], [1, 2, 3, 6])
         XCTAssertEqual(mean(x), 3)

@@ -27,8 +27,7 @@ func softmaxRow(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
     var m = -Float.infinity
     for j in 0..<n where p[j] > m { m = p[j] }
     if m == -Float.infinity { for j in 0..<n { p[j] = 0 }; return }
-    var s: Float = 0
-    for j in 0..<n { let e = expf(p[j] - m); p[j] = e; s += e }
+    let s = expShiftedInPlace(p, n, shift: m)
     let inv = 1 / s
     for j in 0..<n { p[j] *= inv }
 }

@@ -157,7 +157,12 @@ public func addSampleChannelInPlace(_ x: Tensor, _ v: Tensor) {
 // MARK: - Activations
 
 /// SiLU: x · σ(x).
-public func silu(_ x: Tensor) -> Tensor { map(x) { $0 / (1 + expf(-$0)) } }
+public func silu(_ x: Tensor) -> Tensor {
+    let out = Tensor(uninitialized: x.shape)
+    let px = x.data, po = out.data
+    Parallel.forEachChunk(x.count) { r in siluVector(px + r.lowerBound, po + r.lowerBound, r.count) }
+    return out
+}
 
 /// Backward of SiLU: dx = dy · σ(x) · (1 + x · (1 − σ(x))).
 public func siluBackward(_ dy: Tensor, _ x: Tensor) -> Tensor {

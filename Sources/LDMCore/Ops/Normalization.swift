@@ -50,11 +50,8 @@ public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, 
                     let a = r * (pw?[ch] ?? 1)
                     let b = (pb?[ch] ?? 0) - m * a
                     let src = base + cc * spatial, dst = py + ng * groupSize + cc * spatial
-                    if fuseSiLU {
-                        for j in 0..<spatial { let t = src[j] * a + b; dst[j] = t / (1 + expf(-t)) }
-                    } else {
-                        for j in 0..<spatial { dst[j] = src[j] * a + b }
-                    }
+                    for j in 0..<spatial { dst[j] = src[j] * a + b }
+                    if fuseSiLU { siluVector(dst, dst, spatial) }
                 }
             }
         }

@@ -1,0 +1,42 @@
+// A fast exponential for the hot loops (softmax, SiLU), written as plain scalar code that the
+// compiler vectorises inside simple loops:
+//
+//   eˣ = 2ⁿ · eʳ,  n = round(x / ln 2),  r = x − n ln 2 (in two parts, Cody–Waite),
+//   eʳ ≈ 1 + r + r²(1/2 + r(1/6 + r(1/24 + r(1/120 + r/720))))   (|r| ≤ ln2/2)
+//
+// Relative error below 3·10⁻⁷; inputs are clamped to [−87.3, 88.3] so 2ⁿ stays a normal float
+// (results below e⁻⁸⁷ flush towards 0, as softmax and SiLU need).
+
+import Foundation
+
+/// eˣ to within 3·10⁻⁷ relative error.
+@inline(__always)
+public func fastExp(_ x: Float) -> Float {
+    let c = min(max(x, -87.3), 88.3)
+    let n = (c * 1.44269504088896341).rounded(.toNearestOrEven)
+    let r = (c - n * 0.693359375) + n * 2.12194440e-4
+    var p: Float = 1.0 / 720
+    p = p * r + 1.0 / 120
+    p = p * r + 1.0 / 24
+    p = p * r + 1.0 / 6
+    p = p * r + 0.5
+    p = p * r * r + r + 1
+    return p * Float(bitPattern: UInt32(bitPattern: Int32(n) &+ 127) &<< 23)
+}
+
+/// p[i] = exp(p[i] − shift) for i in 0..<n; returns Σ p[i].
+@inline(__always)
+func expShiftedInPlace(_ p: UnsafeMutablePointer<Float>, _ n: Int, shift: Float) -> Float {
+    for i in 0..<n { p[i] = fastExp(p[i] - shift) }
+    var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0
+    var i = 0
+    while i + 4 <= n { s0 += p[i]; s1 += p[i + 1]; s2 += p[i + 2]; s3 += p[i + 3]; i += 4 }
+    while i < n { s0 += p[i]; i += 1 }
+    return (s0 + s1) + (s2 + s3)
+}
+
+/// out[i] = x[i] · σ(x[i]) = x / (1 + e⁻ˣ) for i in 0..<n (in place allowed).
+@inline(__always)
+func siluVector(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+    for i in 0..<n { let v = x[i]; out[i] = v / (1 + fastExp(-v)) }
+}
