@@ -38,6 +38,20 @@ struct BenchCommand: ParsableCommand {
             if calls < 1 { throw ValidationError("--calls must be at least 1") }
         }
         var folder: URL? { model.map { URL(fileURLWithPath: $0) } }
+
+        /// The network `component` of --model, or the --architecture one with random weights.
+        func network<C: Decodable, M: Module>(_ component: String, _ type: C.Type, architecture: C,
+                                              build: (C) throws -> M) throws -> M {
+            if let folder {
+                let dir = folder.appendingPathComponent(component)
+                let m = try build(loadConfig(C.self, from: dir.appendingPathComponent("config.json")))
+                try m.load(folder: dir, component: component)
+                return m
+            }
+            let m = try build(architecture)
+            randomize(m, seed: 0)
+            return m
+        }
     }
 
     struct Ops: ParsableCommand {
@@ -63,15 +77,8 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "Batch (2 = one guided step).") var batch: Int = 2
 
         func run() throws {
-            let unet: UNet2DConditionModel
-            if let folder = choice.folder {
-                let dir = folder.appendingPathComponent("unet")
-                unet = try UNet2DConditionModel(config: loadConfig(UNetConfig.self, from: dir.appendingPathComponent("config.json")))
-                try unet.load(folder: dir, component: "unet")
-            } else {
-                unet = try UNet2DConditionModel(config: KnownArchitectures.sd15UNet)
-                randomize(unet, seed: 0)
-            }
+            let unet = try choice.network("unet", UNetConfig.self, architecture: KnownArchitectures.sd15UNet,
+                                          build: UNet2DConditionModel.init(config:))
             let t = benchmarkUNet(unet, latent: latent, batch: batch, calls: choice.calls)
             print(t.summary)
             try output.write(t)
@@ -87,15 +94,8 @@ struct BenchCommand: ParsableCommand {
         @Flag(help: "Also time the encoder.") var encode = false
 
         func run() throws {
-            let vae: AutoencoderKL
-            if let folder = choice.folder {
-                let dir = folder.appendingPathComponent("vae")
-                vae = try AutoencoderKL(config: loadConfig(VAEConfig.self, from: dir.appendingPathComponent("config.json")))
-                try vae.load(folder: dir, component: "vae")
-            } else {
-                vae = try AutoencoderKL(config: KnownArchitectures.sd15VAE)
-                randomize(vae, seed: 0)
-            }
+            let vae = try choice.network("vae", VAEConfig.self, architecture: KnownArchitectures.sd15VAE,
+                                         build: AutoencoderKL.init(config:))
             var results = [benchmarkVAEDecode(vae, size: size, batch: batch, calls: choice.calls)]
             if encode { results.append(benchmarkVAEEncode(vae, size: size, batch: batch, calls: choice.calls)) }
             for r in results { print(r.summary) }
@@ -110,15 +110,8 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "Prompts per call (2 = prompt + negative prompt).") var batch: Int = 2
 
         func run() throws {
-            let text: CLIPTextModel
-            if let folder = choice.folder {
-                let dir = folder.appendingPathComponent("text_encoder")
-                text = try CLIPTextModel(config: loadConfig(CLIPTextConfig.self, from: dir.appendingPathComponent("config.json")))
-                try text.load(folder: dir, component: "text_encoder")
-            } else {
-                text = try CLIPTextModel(config: KnownArchitectures.sd15Text)
-                randomize(text, seed: 0)
-            }
+            let text = try choice.network("text_encoder", CLIPTextConfig.self, architecture: KnownArchitectures.sd15Text,
+                                          build: CLIPTextModel.init(config:))
             let t = try benchmarkText(text, batch: batch, calls: choice.calls)
             print(t.summary)
             try output.write(t)
