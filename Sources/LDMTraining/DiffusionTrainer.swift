@@ -39,6 +39,8 @@ public struct DiffusionTrainingConfig: Codable, Sendable {
     public var steps: Int = 20000
     public var learningRate: Float = 5e-4
     public var warmupSteps: Int = 500
+    /// Set when the run continued from a compact checkpoint (weights without optimiser moments).
+    public var restartStep: Int?
     public var weightDecay: Float = 0.01
     public var maxGradNorm: Float = 1
     public var emaDecay: Float = 0.999
@@ -219,7 +221,8 @@ public final class DiffusionTrainer {
         unet.setTraining(false)
         text.setTraining(false)
         state.update(step: step, schedule: LearningRateSchedule(peak: config.learningRate, warmupSteps: config.warmupSteps,
-                                                                totalSteps: config.steps, floor: config.learningRate * 0.05),
+                                                                totalSteps: config.steps, floor: config.learningRate * 0.05,
+                                                                restartStep: config.restartStep),
                      maxGradNorm: config.maxGradNorm)
         step += 1
         return Float(loss / Double(norm))

@@ -73,9 +73,10 @@ public final class AdamW {
         }
     }
 
-    /// Restores moments saved by `namedState`.
+    /// Restores moments saved by `namedState`; `step` is used as their age when the file predates
+    /// the saved "adam.step".
     public func restore(step: Int, moments: [String: Tensor]) throws {
-        self.step = step
+        self.step = moments["adam.step"].map { Int($0.data[0]) } ?? step
         for (k, (name, _)) in parameters.enumerated() {
             guard let mm = moments["m." + name], let vv = moments["v." + name], mm.count == m[k].count, vv.count == v[k].count else {
                 throw TrainingError.badCheckpoint("optimizer state lacks \(name)")
@@ -85,9 +86,10 @@ public final class AdamW {
         }
     }
 
-    /// The moments by name ("m.<key>", "v.<key>").
+    /// The moments by name ("m.<key>", "v.<key>") and their age t ("adam.step", exact below 2²⁴).
     public var namedState: [(String, Tensor)] {
-        parameters.indices.flatMap { k in [("m." + parameters[k].0, m[k]), ("v." + parameters[k].0, v[k])] }
+        [("adam.step", Tensor(shape: [1], [Float(step)]))]
+            + parameters.indices.flatMap { k in [("m." + parameters[k].0, m[k]), ("v." + parameters[k].0, v[k])] }
     }
 }
 
@@ -97,13 +99,22 @@ public struct LearningRateSchedule: Codable, Sendable {
     public var warmupSteps: Int
     public var totalSteps: Int
     public var floor: Float
+    /// The step at which the optimiser's moments were last reset (a run continued from weights
+    /// only): the rate is warmed up again from there over `warmupSteps`, as fresh AdamW moments
+    /// make the first updates about `lr` per parameter whatever the gradient's noise.
+    public var restartStep: Int?
 
-    public init(peak: Float, warmupSteps: Int, totalSteps: Int, floor: Float = 0) {
+    public init(peak: Float, warmupSteps: Int, totalSteps: Int, floor: Float = 0, restartStep: Int? = nil) {
         self.peak = peak; self.warmupSteps = warmupSteps; self.totalSteps = totalSteps; self.floor = floor
+        self.restartStep = restartStep
     }
 
     /// lr(step) for step = 0, 1, … (the step about to be taken).
     public func callAsFunction(_ step: Int) -> Float {
+        if let r = restartStep, step >= r, step - r < warmupSteps {
+            let again = LearningRateSchedule(peak: peak, warmupSteps: warmupSteps, totalSteps: totalSteps, floor: floor)
+            return again(step) * Float(step - r + 1) / Float(warmupSteps)
+        }
         if step < warmupSteps { return peak * Float(step + 1) / Float(warmupSteps) }
         let span = max(totalSteps - warmupSteps, 1)
         let progress = min(Float(step - warmupSteps) / Float(span), 1)

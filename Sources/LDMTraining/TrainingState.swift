@@ -47,7 +47,7 @@ public final class TrainingState {
         if FileManager.default.fileExists(atPath: moments.path) {
             try optimizer.restore(step: step, moments: loadTensors(moments))
         } else {
-            optimizer.step = step
+            optimizer.step = 0   // fresh moments: bias corrections start again
         }
     }
 

@@ -168,6 +168,7 @@ struct TrainCommand: ParsableCommand {
                     try fm.copyItem(at: from.appendingPathComponent("tokenizer"), to: tok)
                 }
                 compactStep = step
+                c.restartStep = step
             }
             let trainer = try DiffusionTrainer(config: c, vaeFolder: URL(fileURLWithPath: vae), dataset: train, captions: captions,
                                                runFolder: options.folder)

@@ -221,6 +221,18 @@ final class OpsTests: XCTestCase {
         XCTAssertTrue(fastExp(1000).isFinite)
     }
 
+    func testFastErfMatchesLibm() {
+        var worst: Double = 0
+        var x: Float = -6
+        while x < 6 {
+            worst = max(worst, abs(Double(fastErf(x)) - erf(Double(x))))
+            x += 0.000731
+        }
+        XCTAssertLessThan(worst, 1e-6)
+        XCTAssertEqual(fastErf(0), 0, accuracy: 1e-7)
+        XCTAssertEqual(fastErf(-100), -1, accuracy: 1e-7)
+    }
+
     func testMeanAndVariance() {
         let x = Tensor(shape: [4], [1, 2, 3, 6])
         XCTAssertEqual(mean(x), 3)

@@ -167,19 +167,19 @@ public func silu(_ x: Tensor) -> Tensor {
 /// Backward of SiLU: dx = dy · σ(x) · (1 + x · (1 − σ(x))).
 public func siluBackward(_ dy: Tensor, _ x: Tensor) -> Tensor {
     zipMap(dy, x) { g, v in
-        let s = 1 / (1 + expf(-v))
+        let s = 1 / (1 + fastExp(-v))
         return g * s * (1 + v * (1 - s))
     }
 }
 
 /// GELU, exact: x · Φ(x) = ½ x (1 + erf(x / √2)).
-public func gelu(_ x: Tensor) -> Tensor { map(x) { 0.5 * $0 * (1 + erff($0 * 0.70710678118654752)) } }
+public func gelu(_ x: Tensor) -> Tensor { map(x) { 0.5 * $0 * (1 + fastErf($0 * 0.70710678118654752)) } }
 
 /// Backward of exact GELU: dx = dy · (Φ(x) + x · φ(x)).
 public func geluBackward(_ dy: Tensor, _ x: Tensor) -> Tensor {
     zipMap(dy, x) { g, v in
-        let cdf = 0.5 * (1 + erff(v * 0.70710678118654752))
-        let pdf = expf(-0.5 * v * v) * 0.39894228040143268
+        let cdf = 0.5 * (1 + fastErf(v * 0.70710678118654752))
+        let pdf = fastExp(-0.5 * v * v) * 0.39894228040143268
         return g * (cdf + v * pdf)
     }
 }
@@ -200,12 +200,12 @@ public func geluTanhBackward(_ dy: Tensor, _ x: Tensor) -> Tensor {
 }
 
 /// Quick-GELU (CLIP): x · σ(1.702 x).
-public func quickGelu(_ x: Tensor) -> Tensor { map(x) { $0 / (1 + expf(-1.702 * $0)) } }
+public func quickGelu(_ x: Tensor) -> Tensor { map(x) { $0 / (1 + fastExp(-1.702 * $0)) } }
 
 /// Backward of quick-GELU: dx = dy · (σ(1.702x) + 1.702 x σ(1.702x)(1 − σ(1.702x))).
 public func quickGeluBackward(_ dy: Tensor, _ x: Tensor) -> Tensor {
     zipMap(dy, x) { g, v in
-        let s = 1 / (1 + expf(-1.702 * v))
+        let s = 1 / (1 + fastExp(-1.702 * v))
         return g * (s + 1.702 * v * s * (1 - s))
     }
 }
