@@ -34,6 +34,15 @@ public enum BLAS {
         return String(cString: p)
     }
 
+    /// Runs `body` with OpenBLAS on one thread when `enabled` — for work that is itself split over
+    /// the cores, so each product runs where it is called instead of waking OpenBLAS' own threads.
+    public static func singleThreaded<T>(_ enabled: Bool = true, _ body: () throws -> T) rethrows -> T {
+        let saved = enabled ? threadCount : 0
+        if enabled && saved > 1 { threadCount = 1 }
+        defer { if enabled && saved > 1 { threadCount = saved } }
+        return try body()
+    }
+
     /// Threads OpenBLAS uses.
     public static var threadCount: Int {
         get { Int(openblas_get_num_threads()) }

@@ -148,20 +148,26 @@ struct TrainCommand: ParsableCommand {
             let (train, _) = try options.makeDataset()
             let captions = try (0..<5000).map { try train.sample($0).caption }
             let fm = FileManager.default
+            // A run that continues keeps its own settings (architecture, objective, schedule);
+            // only --steps and --batch given on this command line change them.
+            func continuing(_ saved: URL) throws {
+                guard let data = try? Data(contentsOf: saved) else { return }
+                let old = try JSONDecoder().decode(DiffusionTrainingConfig.self, from: data)
+                let steps = c.steps, batch = c.batchSize
+                c = old
+                if options.steps != nil { c.steps = steps }
+                if options.batch != nil { c.batchSize = batch }
+            }
             var compactStep: Int?
-            if let resumeFrom, CheckpointStore(folder: options.folder).latest() == nil {
+            if let (_, url) = CheckpointStore(folder: options.folder).latest(), options.resume {
+                try continuing(url.appendingPathComponent("diffusion-training.json"))
+            } else if let resumeFrom, CheckpointStore(folder: options.folder).latest() == nil {
                 let from = URL(fileURLWithPath: resumeFrom)
                 guard let data = try? Data(contentsOf: from.appendingPathComponent("state.json")),
                       let state = try JSONSerialization.jsonObject(with: data) as? [String: Any], let step = state["step"] as? Int else {
                     throw ValidationError("\(resumeFrom) is not a compact checkpoint (no state.json with a step)")
                 }
-                if let saved = try? Data(contentsOf: from.appendingPathComponent("diffusion-training.json")) {
-                    let old = try JSONDecoder().decode(DiffusionTrainingConfig.self, from: saved)
-                    let steps = c.steps, batch = c.batchSize
-                    c = old
-                    if options.steps != nil { c.steps = steps }
-                    if options.batch != nil { c.batchSize = batch }
-                }
+                try continuing(from.appendingPathComponent("diffusion-training.json"))
                 let tok = options.folder.appendingPathComponent("tokenizer")
                 if !fm.fileExists(atPath: tok.path) {
                     try fm.createDirectory(at: options.folder, withIntermediateDirectories: true)

@@ -11,6 +11,10 @@ import Foundation
 /// Largest score block (queries × keys), in floats, held at once (16 MB).
 nonisolated(unsafe) var maxScoreFloats = 4 << 20
 
+/// Score block of one forward attention job (256 KB: with its rows of Q and the output, within a
+/// core's L2 cache).
+let scoreBlockFloats = 64 << 10
+
 /// Softmax over the last dimension.
 public func softmax(_ x: Tensor) -> Tensor {
     let y = x.copy()
@@ -25,7 +29,7 @@ public func softmax(_ x: Tensor) -> Tensor {
 @inline(__always)
 func softmaxRow(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
     var m = -Float.infinity
-    for j in 0..<n where p[j] > m { m = p[j] }
+    for j in 0..<n { m = p[j] > m ? p[j] : m }
     if m == -Float.infinity { for j in 0..<n { p[j] = 0 }; return }
     let s = expShiftedInPlace(p, n, shift: m)
     let inv = 1 / s
@@ -52,6 +56,10 @@ func queryChunk(_ lq: Int, _ lk: Int) -> Int { max(1, min(lq, maxScoreFloats / m
 
 /// Multi-head attention: q [B, Lq, H·d], k and v [B, Lk, H·d] → [B, Lq, H·d].
 /// `causal` masks key j > query i (CLIP's text transformer).
+///
+/// The work is split into independent jobs — one (batch, head, block of query rows) each — shared
+/// out over the cores, every job running its two products single-threaded on a score block small
+/// enough to stay in the core's cache (`scoreBlockFloats`) from QKᵀ through softmax to PV.
 public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, causal: Bool = false,
                       scale: Float? = nil) -> Tensor {
     let b = q.shape[0], lq = q.shape[1], lk = k.shape[1], width = q.shape[2]
@@ -62,18 +70,23 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, causal: Bool 
     let d = width / heads, dv = vWidth / heads
     let alpha = scale ?? 1 / Float(d).squareRoot()
     let out = Tensor(uninitialized: [b, lq, vWidth])
-    let chunk = queryChunk(lq, lk)
-    let scores = UnsafeMutablePointer<Float>.allocate(capacity: chunk * lk)
-    defer { scores.deallocate() }
-    for bi in 0..<b {
-        for h in 0..<heads {
-            var q0 = 0
-            while q0 < lq {
-                let rows = min(chunk, lq - q0)
-                let qp = q.data + (bi * lq + q0) * width + h * d
-                BLAS.gemm(transB: true, m: rows, n: lk, k: d, alpha: alpha, a: qp, lda: width,
-                          b: k.data + bi * lk * width + h * d, ldb: width, c: scores, ldc: lk)
-                Parallel.forEach(rows, cost: lk * 4) { r in
+    if b * lq == 0 { return out }
+    let rowsPerJob = max(1, min(lq, min(maxScoreFloats, scoreBlockFloats) / max(lk, 1)))
+    let blocks = (lq + rowsPerJob - 1) / rowsPerJob
+    let jobs = b * heads * blocks
+    let workers = min(Parallel.threadCount, jobs)
+    let qd = q.data, kd = k.data, vd = v.data, od = out.data
+    BLAS.singleThreaded(workers > 1) {
+        Parallel.forEach(workers, cost: Parallel.minimumParallelWork) { w in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: rowsPerJob * max(lk, 1))
+            defer { scores.deallocate() }
+            var job = w
+            while job < jobs {
+                let block = job % blocks, h = (job / blocks) % heads, bi = job / (blocks * heads)
+                let q0 = block * rowsPerJob, rows = min(rowsPerJob, lq - q0)
+                BLAS.gemm(transB: true, m: rows, n: lk, k: d, alpha: alpha, a: qd + (bi * lq + q0) * width + h * d,
+                          lda: width, b: kd + bi * lk * width + h * d, ldb: width, c: scores, ldc: lk)
+                for r in 0..<rows {
                     let row = scores + r * lk
                     if causal {
                         let last = q0 + r
@@ -81,9 +94,9 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, causal: Bool 
                     }
                     softmaxRow(row, lk)
                 }
-                BLAS.gemm(m: rows, n: dv, k: lk, a: scores, lda: lk, b: v.data + bi * lk * vWidth + h * dv,
-                          ldb: vWidth, c: out.data + (bi * lq + q0) * vWidth + h * dv, ldc: vWidth)
-                q0 += rows
+                BLAS.gemm(m: rows, n: dv, k: lk, a: scores, lda: lk, b: vd + bi * lk * vWidth + h * dv,
+                          ldb: vWidth, c: od + (bi * lq + q0) * vWidth + h * dv, ldc: vWidth)
+                job += workers
             }
         }
     }
