@@ -27,6 +27,11 @@ public func benchmarkOps(quick: Bool = false) -> [BenchRow] {
         let f = 2 * Double(2 * ch * hw * hw * ch * 9) / 1e9
         rows.append(BenchRow(name: "conv2d 3×3 \(ch)→\(ch) at \(hw)×\(hw), batch 2",
                              figures: ["gflops": f / t, "seconds": t, "gflop": f]))
+        if winogradPays(inChannels: ch, outChannels: ch, kernel: 3, stride: 1, padding: 1, batch: 2, height: hw, width: hw) {
+            let tw = bestTime(repeats: repeats) { _ = conv2dWinograd(x, transformedWeight: winogradWeights(w), bias: bias) }
+            rows.append(BenchRow(name: "  same by Winograd F(2×2,3×3)", figures: ["gflops": f / tw, "seconds": tw, "gflop": f],
+                                 notes: "GFLOP/s of the direct convolution's count; filter transform included"))
+        }
     }
 
     // Attention: 4096 tokens (64×64 latent), 8 heads of 40 (SD1.x's first level), batch 2.

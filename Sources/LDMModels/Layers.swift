@@ -37,6 +37,12 @@ public final class Conv2d: Module {
     public let bias: Parameter?
     public let stride: Int, padding: Int
     private var input: Tensor?
+    /// Winograd filters kept between inference calls, with the fingerprint of the weights they
+    /// came from (weights may be changed in place, by an optimiser or a probe).
+    private var kept: (fingerprint: UInt64, filters: Tensor)?
+    /// Filters are kept only for convolutions up to this many weights (512·512·9 and less: the VAE
+    /// and the first U-Net levels), so the copy never adds more than a fraction of a large model.
+    public static let maxKeptWeights = 512 * 512 * 9
 
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true) {
         weight = Parameter(zeros: [outChannels, inChannels, kernel, kernel])
@@ -50,8 +56,22 @@ public final class Conv2d: Module {
     override public func releaseCaches() { input = nil }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        if isTraining { input = x }
-        return conv2d(x, weight: weight.value, bias: bias?.value, stride: stride, padding: padding)
+        if isTraining { input = x; kept = nil }
+        let w = weight.value
+        let keep = !isTraining && w.count <= Conv2d.maxKeptWeights
+        if winogradPays(inChannels: w.shape[1], outChannels: w.shape[0], kernel: w.shape[2], stride: stride,
+                        padding: padding, batch: x.shape[0], height: x.shape[2], width: x.shape[3], filtersKept: keep) {
+            return conv2dWinograd(x, transformedWeight: keep ? keptFilters() : winogradWeights(w), bias: bias?.value)
+        }
+        return conv2d(x, weight: w, bias: bias?.value, stride: stride, padding: padding)
+    }
+
+    private func keptFilters() -> Tensor {
+        let fingerprint = contentFingerprint(weight.value)
+        if let k = kept, k.fingerprint == fingerprint { return k.filters }
+        let u = winogradWeights(weight.value)
+        kept = (fingerprint, u)
+        return u
     }
 
     public func backward(_ dy: Tensor, needInputGrad: Bool = true) -> Tensor? {

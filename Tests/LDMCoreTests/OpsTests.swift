@@ -44,6 +44,37 @@ final class OpsTests: XCTestCase {
         }
     }
 
+    func testWinogradConvolutionMatchesNaiveLoop() {
+        var rng = TestRNG(12)
+        // Odd and even sizes (partial tiles at the right and bottom edges), one pixel, and bands of tiles.
+        for (h, w, band) in [(9, 7, 0), (8, 8, 0), (1, 1, 0), (2, 3, 0), (13, 11, 16 * 6 * 5)] {
+            let x = rng.tensor([2, 5, h, w]), wt = rng.tensor([6, 5, 3, 3]), b = rng.tensor([6])
+            let saved = maxWinogradFloats
+            if band > 0 { maxWinogradFloats = band }
+            let y = conv2dWinograd(x, transformedWeight: winogradWeights(wt), bias: b)
+            maxWinogradFloats = saved
+            assertClose(y, naiveConv(x, wt, b, stride: 1, padding: 1), 1e-5, "\(h)×\(w)")
+        }
+        let x = rng.tensor([1, 4, 6, 6]), wt = rng.tensor([3, 4, 3, 3])
+        assertClose(conv2dWinograd(x, transformedWeight: winogradWeights(wt), bias: nil),
+                    naiveConv(x, wt, nil, stride: 1, padding: 1), 1e-5, "no bias")
+    }
+
+    func testContentFingerprintSeesEveryElement() {
+        var rng = TestRNG(13)
+        let t = rng.tensor([1000])
+        let f = contentFingerprint(t)
+        for i in [0, 1, 517, 999] {
+            let saved = t.data[i]
+            t.data[i] = saved.nextUp
+            XCTAssertNotEqual(contentFingerprint(t), f, "element \(i)")
+            t.data[i] = saved
+        }
+        XCTAssertEqual(contentFingerprint(t), f)
+        let a = t.data[3]; t.data[3] = t.data[4]; t.data[4] = a
+        XCTAssertNotEqual(contentFingerprint(t), f, "two elements swapped")
+    }
+
     func testConv2dInBandsMatchesWholeImage() {
         // Shrink the column buffer so the image is processed a few output rows at a time.
         var rng = TestRNG(3)

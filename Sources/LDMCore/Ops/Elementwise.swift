@@ -33,13 +33,8 @@ private func broadcastStrides(_ shape: [Int], into out: [Int]) -> [Int] {
 }
 
 @inline(__always)
-private func broadcastBinary(_ a: Tensor, _ b: Tensor, _ op: (Float, Float) -> Float) -> Tensor {
-    if a.shape == b.shape {
-        let out = Tensor(uninitialized: a.shape)
-        let pa = a.data, pb = b.data, po = out.data
-        Parallel.forEachChunk(a.count) { r in for i in r { po[i] = op(pa[i], pb[i]) } }
-        return out
-    }
+private func broadcastBinary<K: BinaryKernel>(_ a: Tensor, _ b: Tensor, _: K.Type) -> Tensor {
+    if a.shape == b.shape { return zipMap(a, b, K.self) }
     let shape = broadcastShape(a.shape, b.shape)
     let out = Tensor(uninitialized: shape)
     let sa = broadcastStrides(a.shape, into: shape), sb = broadcastStrides(b.shape, into: shape)
@@ -59,18 +54,21 @@ private func broadcastBinary(_ a: Tensor, _ b: Tensor, _ op: (Float, Float) -> F
                 offB += idx * sb[d]
             }
             let o = po + row * inner
-            for j in 0..<inner { o[j] = op(pa[offA + j * ia], pb[offB + j * ib]) }
+            for j in 0..<inner { o[j] = K.apply(pa[offA + j * ia], pb[offB + j * ib]) }
         }
     }
     return out
 }
 
 /// a + b with broadcasting.
-public func add(_ a: Tensor, _ b: Tensor) -> Tensor { broadcastBinary(a, b, +) }
+public func add(_ a: Tensor, _ b: Tensor) -> Tensor { broadcastBinary(a, b, Sum.self) }
+enum Sum: BinaryKernel { @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { a + b } }
+enum Difference: BinaryKernel { @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { a - b } }
+enum Product: BinaryKernel { @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { a * b } }
 /// a − b with broadcasting.
-public func subtract(_ a: Tensor, _ b: Tensor) -> Tensor { broadcastBinary(a, b, -) }
+public func subtract(_ a: Tensor, _ b: Tensor) -> Tensor { broadcastBinary(a, b, Difference.self) }
 /// a · b with broadcasting.
-public func multiply(_ a: Tensor, _ b: Tensor) -> Tensor { broadcastBinary(a, b, *) }
+public func multiply(_ a: Tensor, _ b: Tensor) -> Tensor { broadcastBinary(a, b, Product.self) }
 
 /// Sums `grad` (shaped like a broadcast result) back to `shape`: the backward of broadcasting.
 public func reduceBroadcast(_ grad: Tensor, to shape: [Int]) -> Tensor {
@@ -112,6 +110,31 @@ public func scale(_ x: Tensor, _ s: Float) -> Tensor { map(x) { $0 * s } }
 public func scaleInPlace(_ x: Tensor, _ s: Float) {
     let p = x.data
     Parallel.forEachChunk(x.count) { r in for i in r { p[i] *= s } }
+}
+
+/// An elementwise function known at compile time: loops over it are specialised, inlined and
+/// vectorised (a closure captured into the parallel loop would be an opaque call per element).
+public protocol UnaryKernel { static func apply(_ x: Float) -> Float }
+/// A two-argument elementwise function known at compile time.
+public protocol BinaryKernel { static func apply(_ a: Float, _ b: Float) -> Float }
+
+/// K(x) for every element.
+@inline(__always)
+public func map<K: UnaryKernel>(_ x: Tensor, _: K.Type) -> Tensor {
+    let out = Tensor(uninitialized: x.shape)
+    let px = x.data, po = out.data
+    Parallel.forEachChunk(x.count) { r in for i in r { po[i] = K.apply(px[i]) } }
+    return out
+}
+
+/// K(a, b) for pairs of elements of two tensors of the same element count.
+@inline(__always)
+public func zipMap<K: BinaryKernel>(_ a: Tensor, _ b: Tensor, _: K.Type) -> Tensor {
+    precondition(a.count == b.count, "zipMap \(a.shape) with \(b.shape)")
+    let out = Tensor(uninitialized: a.shape)
+    let pa = a.data, pb = b.data, po = out.data
+    Parallel.forEachChunk(a.count) { r in for i in r { po[i] = K.apply(pa[i], pb[i]) } }
+    return out
 }
 
 /// Applies `f` to every element.
@@ -165,19 +188,24 @@ public func silu(_ x: Tensor) -> Tensor {
 }
 
 /// Backward of SiLU: dx = dy · σ(x) · (1 + x · (1 − σ(x))).
-public func siluBackward(_ dy: Tensor, _ x: Tensor) -> Tensor {
-    zipMap(dy, x) { g, v in
+public func siluBackward(_ dy: Tensor, _ x: Tensor) -> Tensor { zipMap(dy, x, SiLUGrad.self) }
+enum SiLUGrad: BinaryKernel {
+    @inline(__always) static func apply(_ g: Float, _ v: Float) -> Float {
         let s = 1 / (1 + fastExp(-v))
         return g * s * (1 + v * (1 - s))
     }
 }
 
 /// GELU, exact: x · Φ(x) = ½ x (1 + erf(x / √2)).
-public func gelu(_ x: Tensor) -> Tensor { map(x) { 0.5 * $0 * (1 + fastErf($0 * 0.70710678118654752)) } }
+public func gelu(_ x: Tensor) -> Tensor { map(x, GELU.self) }
+enum GELU: UnaryKernel {
+    @inline(__always) static func apply(_ v: Float) -> Float { 0.5 * v * (1 + fastErf(v * 0.70710678118654752)) }
+}
 
 /// Backward of exact GELU: dx = dy · (Φ(x) + x · φ(x)).
-public func geluBackward(_ dy: Tensor, _ x: Tensor) -> Tensor {
-    zipMap(dy, x) { g, v in
+public func geluBackward(_ dy: Tensor, _ x: Tensor) -> Tensor { zipMap(dy, x, GELUGrad.self) }
+enum GELUGrad: BinaryKernel {
+    @inline(__always) static func apply(_ g: Float, _ v: Float) -> Float {
         let cdf = 0.5 * (1 + fastErf(v * 0.70710678118654752))
         let pdf = fastExp(-0.5 * v * v) * 0.39894228040143268
         return g * (cdf + v * pdf)
@@ -200,11 +228,15 @@ public func geluTanhBackward(_ dy: Tensor, _ x: Tensor) -> Tensor {
 }
 
 /// Quick-GELU (CLIP): x · σ(1.702 x).
-public func quickGelu(_ x: Tensor) -> Tensor { map(x) { $0 / (1 + fastExp(-1.702 * $0)) } }
+public func quickGelu(_ x: Tensor) -> Tensor { map(x, QuickGELU.self) }
+enum QuickGELU: UnaryKernel {
+    @inline(__always) static func apply(_ v: Float) -> Float { v / (1 + fastExp(-1.702 * v)) }
+}
 
 /// Backward of quick-GELU: dx = dy · (σ(1.702x) + 1.702 x σ(1.702x)(1 − σ(1.702x))).
-public func quickGeluBackward(_ dy: Tensor, _ x: Tensor) -> Tensor {
-    zipMap(dy, x) { g, v in
+public func quickGeluBackward(_ dy: Tensor, _ x: Tensor) -> Tensor { zipMap(dy, x, QuickGELUGrad.self) }
+enum QuickGELUGrad: BinaryKernel {
+    @inline(__always) static func apply(_ g: Float, _ v: Float) -> Float {
         let s = 1 / (1 + fastExp(-1.702 * v))
         return g * (s + 1.702 * v * s * (1 - s))
     }

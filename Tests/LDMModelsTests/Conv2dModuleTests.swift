@@ -1,0 +1,28 @@
+// The Conv2d module's Winograd path (large 3×3 convolutions) against the direct convolution, and its
+// kept filters following changes made to the weights in place.
+import XCTest
+import LDMCore
+@testable import LDMModels
+
+final class Conv2dModuleTests: XCTestCase {
+    func maxDifference(_ a: Tensor, _ b: Tensor) -> Float {
+        zip(a.array, b.array).map { abs($0 - $1) }.max() ?? 0
+    }
+
+    func testWinogradPathMatchesDirectConvolutionAndFollowsWeightChanges() {
+        var rng = SwiftRandomSource(seed: 4)
+        let conv = Conv2d(32, 40, kernel: 3, padding: 1)
+        conv.initializeWeights(&rng)
+        let x = Tensor(shape: [2, 32, 16, 18], rng.normal(count: 2 * 32 * 16 * 18))
+        XCTAssertTrue(winogradPays(inChannels: 32, outChannels: 40, kernel: 3, stride: 1, padding: 1, batch: 2, height: 16, width: 18,
+                                   filtersKept: true))
+        let direct = { conv2d(x, weight: conv.weight.value, bias: conv.bias?.value, stride: 1, padding: 1) }
+        XCTAssertLessThan(maxDifference(conv(x), direct()), 1e-5)
+        // Changed in place (as an optimiser or a finite-difference probe does): the next call sees it.
+        conv.weight.value.data[123] += 0.5
+        XCTAssertLessThan(maxDifference(conv(x), direct()), 1e-5)
+        conv.setTraining(true)
+        conv.weight.value.data[7] -= 0.25
+        XCTAssertLessThan(maxDifference(conv(x), direct()), 1e-5)
+    }
+}
