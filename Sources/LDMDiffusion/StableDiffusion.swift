@@ -49,6 +49,14 @@ public struct GenerationRequest: Sendable {
     public var strength: Double = 1
     /// inpaint: [1, 1, H, W], 1 where the image is regenerated.
     public var mask: Tensor?
+    /// Whether the VAE decodes in tiles (`AutoencoderKL.decodeTiled`, flat peak memory); nil tiles
+    /// images of more than `autoTileVAEPixels` pixels.
+    public var tileVAE: Bool?
+    /// How the VAE tiles, when it does.
+    public var vaeTiling = TiledDecoding()
+
+    /// Output pixels above which `tileVAE` nil decodes in tiles: 512×512.
+    public static let autoTileVAEPixels = 512 * 512
 
     public init(prompt: String) { self.prompt = prompt }
 }
@@ -130,6 +138,7 @@ public final class StableDiffusionPipeline {
         guard r.steps >= 1 else { throw PipelineError.invalid("steps must be at least 1 (got \(r.steps))") }
         guard r.batch >= 1 else { throw PipelineError.invalid("batch must be at least 1 (got \(r.batch))") }
         guard r.strength > 0 && r.strength <= 1 else { throw PipelineError.invalid("strength must be in (0, 1] (got \(r.strength))") }
+        if let problem = r.vaeTiling.problem { throw PipelineError.invalid(problem) }
         var width = r.width ?? defaultSize, height = r.height ?? defaultSize
         if let img = r.initImage { width = img.shape[3]; height = img.shape[2] }
         guard width > 0, height > 0, width % 8 == 0, height % 8 == 0 else {
@@ -224,9 +233,11 @@ public final class StableDiffusionPipeline {
             progress(i + 1, timesteps.count)
         }
 
-        // 5. Decode: x = D(z / s), then [-1, 1] → [0, 1].
+        // 5. Decode: x = D(z / s), then [-1, 1] → [0, 1]; in tiles for large images.
         let s = vae.config.scalingFactor
-        let decoded = vae.decode(map(latents) { $0 / s })
+        let z = map(latents) { $0 / s }
+        let tiled = r.tileVAE ?? (width * height > GenerationRequest.autoTileVAEPixels)
+        let decoded = tiled ? vae.decodeTiled(z, r.vaeTiling) : vae.decode(z)
         return map(decoded) { min(max($0 * 0.5 + 0.5, 0), 1) }
     }
 
