@@ -50,13 +50,15 @@ public func benchmarkUNet(_ unet: UNet2DConditionModel, latent: Int, batch: Int,
     }
 }
 
-/// Times VAE decodes of a random latent to `size`×`size` pixels.
-public func benchmarkVAEDecode(_ vae: AutoencoderKL, size: Int, batch: Int, calls: Int) -> ModelTiming {
+/// Times VAE decodes of a random latent to `size`×`size` pixels, in tiles when `tiling` is given.
+public func benchmarkVAEDecode(_ vae: AutoencoderKL, size: Int, batch: Int, calls: Int, tiling: TiledDecoding? = nil) -> ModelTiming {
     var rng = SwiftRandomSource(seed: 2)
     let l = size / vae.config.downsamplingFactor, ch = vae.config.latentChannels
     let z = Tensor(shape: [batch, ch, l, l], rng.normal(count: batch * ch * l * l))
-    return time("vae decode", shape: "\(size)×\(size), batch \(batch)", parameters: vae.decoder.parameterCount, calls: calls) {
-        _ = vae.decode(z)
+    let how = tiling.map { ", tiles of \($0.tile) latent px, overlap \($0.overlap), \($0.statisticsPasses + 1) passes" } ?? ""
+    return time(tiling == nil ? "vae decode" : "vae tiled decode", shape: "\(size)×\(size), batch \(batch)\(how)",
+                parameters: vae.decoder.parameterCount, calls: calls) {
+        _ = tiling.map { vae.decodeTiled(z, $0) } ?? vae.decode(z)
     }
 }
 

@@ -49,6 +49,12 @@ public struct GenerationRequest: Sendable {
     public var strength: Double = 1
     /// inpaint: [1, 1, H, W], 1 where the image is regenerated.
     public var mask: Tensor?
+    /// Whether the VAE decodes in tiles (`AutoencoderKL.decodeTiled`: flat peak memory, but with
+    /// its default single statistics pass the whole image shifts slightly from an untiled decode —
+    /// see TiledDecoding — so it is asked for, never chosen automatically).
+    public var tileVAE = false
+    /// How the VAE tiles, when it does.
+    public var vaeTiling = TiledDecoding()
 
     public init(prompt: String) { self.prompt = prompt }
 }
@@ -130,6 +136,7 @@ public final class StableDiffusionPipeline {
         guard r.steps >= 1 else { throw PipelineError.invalid("steps must be at least 1 (got \(r.steps))") }
         guard r.batch >= 1 else { throw PipelineError.invalid("batch must be at least 1 (got \(r.batch))") }
         guard r.strength > 0 && r.strength <= 1 else { throw PipelineError.invalid("strength must be in (0, 1] (got \(r.strength))") }
+        if let problem = r.vaeTiling.problem { throw PipelineError.invalid(problem) }
         var width = r.width ?? defaultSize, height = r.height ?? defaultSize
         if let img = r.initImage { width = img.shape[3]; height = img.shape[2] }
         guard width > 0, height > 0, width % 8 == 0, height % 8 == 0 else {
@@ -224,9 +231,10 @@ public final class StableDiffusionPipeline {
             progress(i + 1, timesteps.count)
         }
 
-        // 5. Decode: x = D(z / s), then [-1, 1] → [0, 1].
+        // 5. Decode: x = D(z / s), then [-1, 1] → [0, 1]; in tiles when asked.
         let s = vae.config.scalingFactor
-        let decoded = vae.decode(map(latents) { $0 / s })
+        let z = map(latents) { $0 / s }
+        let decoded = r.tileVAE ? vae.decodeTiled(z, r.vaeTiling) : vae.decode(z)
         return map(decoded) { min(max($0 * 0.5 + 0.5, 0), 1) }
     }
 

@@ -89,6 +89,9 @@ public final class GroupNorm: Module {
     private var input: Tensor?
     private var cache = NormCache(mean: [], rstd: [])
     private var output: Tensor?
+    /// Set while a tiled decode runs: normalises tiles with whole-image statistics (see
+    /// `TiledStatistics`). Nil normalises every input with its own statistics, as PyTorch does.
+    var tiledStatistics: TiledStatistics?
 
     public init(groups: Int, channels: Int, eps: Float) {
         precondition(channels % groups == 0, "GroupNorm: \(channels) channels in \(groups) groups")
@@ -102,6 +105,7 @@ public final class GroupNorm: Module {
 
     /// Normalises; with `silu` the activation is fused (and undone correctly in backward).
     public func callAsFunction(_ x: Tensor, silu fused: Bool = false) -> Tensor {
+        if let tiledStatistics, !isTraining { return tiledStatistics.normalize(x, by: self, silu: fused) }
         if isTraining {
             input = x
             let y = groupNorm(x, groups: groups, weight: weight.value, bias: bias.value, eps: eps, cache: &cache)

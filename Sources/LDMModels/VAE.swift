@@ -207,11 +207,33 @@ public final class VAEDecoder: Module {
         [("conv_in", convIn), ("mid_block", midBlock)] + indexed(upBlocks).map { ("up_blocks." + $0.0, $0.1) }
             + [("conv_norm_out", convNormOut), ("conv_out", convOut)]
     }
-    public func callAsFunction(_ z: Tensor) -> Tensor {
-        var h = midBlock(convIn(z))
+    public func callAsFunction(_ z: Tensor) -> Tensor { image(fromFeatures: midBlock(convIn(z))) }
+
+    /// Up blocks, norm + SiLU and conv_out: the mid block's features [N, C, h, w] to the image.
+    /// Apart from its group norms this part is local — an output pixel sees features within
+    /// `receptiveRadius` latent pixels — so a tiled decode runs it tile by tile.
+    public func image(fromFeatures features: Tensor) -> Tensor {
+        var h = features
         for b in upBlocks { h = b(h) }
         return convOut(convNormOut(h, silu: true))
     }
+
+    /// How far, in latent pixels, an output pixel of `image(fromFeatures:)` sees: each 3×3 conv at
+    /// 2^l image pixels per latent pixel adds 1/2^l (12.25 for Stable Diffusion's decoder).
+    public var receptiveRadius: Double {
+        var r = 0.0, scale = 1.0
+        for b in upBlocks {
+            r += Double(2 * b.resnets.count) / scale
+            if b.upsampler != nil { scale *= 2; r += 1 / scale }
+        }
+        return r + 1 / scale
+    }
+
+    /// Every group norm of `image(fromFeatures:)`, in forward order.
+    var imageGroupNorms: [GroupNorm] {
+        upBlocks.flatMap { $0.resnets.flatMap { [$0.norm1, $0.norm2] } } + [convNormOut]
+    }
+
     public func backward(_ dy: Tensor) -> Tensor {
         var g = convNormOut.backward(convOut.backward(dy)!, silu: true)
         for b in upBlocks.reversed() { g = b.backward(g) }

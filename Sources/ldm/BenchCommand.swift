@@ -92,11 +92,18 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "Image height and width in pixels.") var size: Int = 512
         @Option(help: "Batch.") var batch: Int = 1
         @Flag(help: "Also time the encoder.") var encode = false
+        @Option(help: "Decode in tiles of this many latent pixels (flat peak memory).") var tile: Int?
+        @Option(help: "Latent pixels neighbouring tiles share (with --tile).") var overlap = TiledDecoding().overlap
+
+        func validate() throws {
+            if let tile, let problem = TiledDecoding(tile: tile, overlap: overlap).problem { throw ValidationError(problem) }
+        }
 
         func run() throws {
             let vae = try choice.network("vae", VAEConfig.self, architecture: KnownArchitectures.sd15VAE,
                                          build: AutoencoderKL.init(config:))
-            var results = [benchmarkVAEDecode(vae, size: size, batch: batch, calls: choice.calls)]
+            let tiling = tile.map { TiledDecoding(tile: $0, overlap: overlap) }
+            var results = [benchmarkVAEDecode(vae, size: size, batch: batch, calls: choice.calls, tiling: tiling)]
             if encode { results.append(benchmarkVAEEncode(vae, size: size, batch: batch, calls: choice.calls)) }
             for r in results { print(r.summary) }
             try output.write(results)

@@ -6,6 +6,7 @@ import Foundation
 import LDMCore
 import LDMDiffusion
 import LDMIO
+import LDMModels
 
 /// Where the model comes from.
 struct ModelArguments: ParsableArguments {
@@ -40,6 +41,9 @@ struct GenerateArguments: ParsableArguments {
     @Option(help: "Random source: torch (same image as diffusers for the same seed) or swift.") var rng: String = "torch"
     @Option(help: "Width in pixels, a multiple of 8.") var width: Int?
     @Option(help: "Height in pixels, a multiple of 8.") var height: Int?
+    @Flag(help: "Decode the VAE in tiles, keeping peak memory flat (experimental: the image shifts slightly from an untiled decode).")
+    var tileVae = false
+    @Option(help: "Latent pixels per VAE tile when tiling (default \(TiledDecoding().tile)).") var vaeTile: Int?
     @Option(help: "Images per prompt.") var batch: Int = 1
     @Option(help: "A file of prompts, one per line (# starts a comment): one image (set) per prompt.") var prompts: String?
     @Option(name: [.short, .long], help: "Output PNG (numbered -1, -2 … when there are several images).") var output: String = "image.png"
@@ -55,7 +59,15 @@ struct GenerateArguments: ParsableArguments {
             if let v, v <= 0 || v % 8 != 0 { throw ValidationError("--\(name) must be a positive multiple of 8 (got \(v))") }
         }
         if guidanceRescale < 0 || guidanceRescale > 1 { throw ValidationError("--guidance-rescale must be in [0, 1]") }
+        if let problem = vaeTiling.problem { throw ValidationError("--vae-tile: " + problem) }
         if !output.lowercased().hasSuffix(".png") { throw ValidationError("--output must end in .png") }
+    }
+
+    /// The VAE tiling: the library's, with --vae-tile.
+    var vaeTiling: TiledDecoding {
+        var t = TiledDecoding()
+        if let vaeTile { t.tile = vaeTile }
+        return t
     }
 
     /// The prompts to run: --prompt, or the non-comment lines of --prompts.
@@ -114,6 +126,8 @@ func runGeneration(pipelineFolder: URL, args: GenerateArguments, label: String,
         r.width = args.width
         r.height = args.height
         r.batch = args.batch
+        r.tileVAE = args.tileVae
+        r.vaeTiling = args.vaeTiling
         try prepare(&r)
         let start = Date()
         let images = try pipeline.generate(r) { i, n in

@@ -41,6 +41,25 @@ final class CommandLineTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("o-3.png").path))
     }
 
+    func testTiledVAEDecodeIsCloseToTheWholeDecode() throws {
+        let dir = try temporaryFolder()
+        let base = ["txt2img", "--model", tiny, "--prompt", "a red circle", "--steps", "1", "--width", "128", "--height", "96"]
+        let tiledPath = dir.appendingPathComponent("tiled.png").path, wholePath = dir.appendingPathComponent("whole.png").path
+        let tiled = try ldm(base + ["--tile-vae", "--vae-tile", "28", "--output", tiledPath])
+        XCTAssertEqual(tiled.status, 0, tiled.stderr)
+        let whole = try ldm(base + ["--output", wholePath])
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+        let a = try PNGImage.read(path: tiledPath), b = try PNGImage.read(path: wholePath)
+        XCTAssertEqual([a.width, a.height], [128, 96])
+        XCTAssertNotEqual(a.pixels, b.pixels) // 2 × 3 tiles of the 24 × 32 latent
+        let mean = zip(a.pixels, b.pixels).map { abs(Double($0) - Double($1)) }.reduce(0, +) / Double(a.pixels.count)
+        XCTAssertLessThanOrEqual(mean, 2, "mean difference \(mean)/255")
+        try expectFailure(base + ["--vae-tile", "16"], mentions: "larger than the overlap")
+        let bench = try ldm(["bench", "vae", "--model", tiny, "--size", "128", "--tile", "28", "--calls", "1"])
+        XCTAssertEqual(bench.status, 0, bench.stderr)
+        XCTAssertTrue(bench.stdout.contains("vae tiled decode (128×128, batch 1, tiles of 28 latent px"), bench.stdout)
+    }
+
     func testTokenizePrintsTheEncoderIds() throws {
         let r = try ldm(["tokenize", "--model", tiny, "a red circle"])
         XCTAssertEqual(r.status, 0, r.stderr)

@@ -130,6 +130,31 @@ final class OpsTests: XCTestCase {
         }
     }
 
+    func testGroupNormWithGivenStatisticsAndWindowSums() {
+        var rng = TestRNG(12)
+        let x = rng.tensor([2, 6, 5, 7]), g = rng.tensor([6]), b = rng.tensor([6])
+        // Given the statistics it computes itself, group norm gives the same output.
+        var cache = NormCache()
+        let y = groupNorm(x, groups: 3, weight: g, bias: b, eps: 1e-5, cache: &cache)
+        XCTAssertEqual(groupNorm(x, groups: 3, weight: g, bias: b, eps: 1e-5, statistics: cache).array, y.array)
+        // Other statistics: (x − μ) · rstd · γ + β with them, then SiLU.
+        let given = NormCache(mean: (0..<6).map { Float($0) * 0.1 - 0.2 }, rstd: (0..<6).map { 0.5 + Float($0) * 0.25 })
+        let z = groupNorm(x, groups: 3, weight: g, bias: b, eps: 1e-5, fuseSiLU: true, statistics: given)
+        for n in 0..<2 { for c in 0..<6 { for i in 0..<35 {
+            let ng = n * 3 + c / 2
+            let t = (x.data[(n * 6 + c) * 35 + i] - given.mean[ng]) * given.rstd[ng] * g.data[c] + b.data[c]
+            XCTAssertEqual(z.data[(n * 6 + c) * 35 + i], t / (1 + expf(-t)), accuracy: 1e-5)
+        } } }
+        // Window sums against a loop.
+        let (sums, squares) = groupNormSums(x, groups: 3, rows: 1..<4, columns: 2..<7)
+        for n in 0..<2 { for grp in 0..<3 {
+            var s = 0.0, q = 0.0
+            for c in grp * 2..<grp * 2 + 2 { for r in 1..<4 { for col in 2..<7 { let v = Double(x[n, c, r, col]); s += v; q += v * v } } }
+            XCTAssertEqual(sums[n * 3 + grp], s, accuracy: 1e-9)
+            XCTAssertEqual(squares[n * 3 + grp], q, accuracy: 1e-9)
+        } }
+    }
+
     func testLayerNormMatchesNaiveLoop() {
         var rng = TestRNG(5)
         let x = rng.tensor([3, 4, 10], scale: 3), g = rng.tensor([10]), b = rng.tensor([10])
@@ -237,6 +262,14 @@ final class OpsTests: XCTestCase {
         XCTAssertEqual(tokens.shape, [2, 20, 3])
         XCTAssertEqual(tokens[1, 7, 2], x[1, 2, 1, 2])
         XCTAssertEqual(tokensToImage(tokens, height: 4, width: 5).array, x.array)
+        let window = crop(x, rows: 1..<3, columns: 2..<5)
+        XCTAssertEqual(window.shape, [2, 3, 2, 3])
+        XCTAssertEqual(window[1, 2, 1, 0], x[1, 2, 2, 2])
+        let canvas = Tensor(zeros: [2, 3, 6, 6])
+        paste(x, rows: 1..<3, columns: 2..<5, into: canvas, top: 4, left: 0)
+        XCTAssertEqual(canvas[1, 2, 5, 0], x[1, 2, 2, 2])
+        XCTAssertEqual(canvas[0, 1, 4, 2], x[0, 1, 1, 4])
+        XCTAssertEqual(canvas.array.filter { $0 != 0 }.count, window.array.filter { $0 != 0 }.count)
     }
 
     func testFastExpMatchesLibm() {

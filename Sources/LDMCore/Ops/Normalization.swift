@@ -16,17 +16,25 @@ public struct NormCache {
 }
 
 /// GroupNorm over x [N, C, ...] with `groups` groups of C/groups channels; γ, β of size C.
-/// When `fuseSiLU` the SiLU activation is applied to the output in the same pass.
+/// When `fuseSiLU` the SiLU activation is applied to the output in the same pass. `statistics`, when
+/// given, supplies μ and rstd per (sample, group) instead of computing them from x (a tiled decode
+/// normalises every tile with whole-image statistics); `eps` is then already inside its rstd.
 public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float,
-                      fuseSiLU: Bool = false, cache: UnsafeMutablePointer<NormCache>? = nil) -> Tensor {
+                      fuseSiLU: Bool = false, statistics: NormCache? = nil,
+                      cache: UnsafeMutablePointer<NormCache>? = nil) -> Tensor {
     let n = x.shape[0], c = x.shape[1]
     precondition(c % groups == 0, "groupNorm: \(c) channels in \(groups) groups")
     let spatial = x.count / max(n * c, 1)
     let cpg = c / groups
     let groupSize = cpg * spatial
     let y = Tensor(uninitialized: x.shape)
-    var means = [Float](repeating: 0, count: n * groups)
-    var rstds = [Float](repeating: 0, count: n * groups)
+    if let statistics {
+        precondition(statistics.mean.count == n * groups && statistics.rstd.count == n * groups,
+                     "groupNorm: \(statistics.mean.count) fixed statistics for \(n) × \(groups) groups")
+    }
+    var means = statistics?.mean ?? [Float](repeating: 0, count: n * groups)
+    var rstds = statistics?.rstd ?? [Float](repeating: 0, count: n * groups)
+    let given = statistics != nil
     let px = x.data, py = y.data
     let pw = weight?.data, pb = bias?.data
     means.withUnsafeMutableBufferPointer { mb in
@@ -34,16 +42,22 @@ public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, 
             let mp = mb.baseAddress!, rp = rb.baseAddress!
             Parallel.forEach(n * groups, cost: groupSize) { ng in
                 let base = px + ng * groupSize
-                // Two passes in double for the statistics, as a reference implementation would.
-                var s = 0.0
-                for j in 0..<groupSize { s += Double(base[j]) }
-                let mu = s / Double(groupSize)
-                var v = 0.0
-                for j in 0..<groupSize { let d = Double(base[j]) - mu; v += d * d }
-                let r = Float(1 / (v / Double(groupSize) + Double(eps)).squareRoot())
-                let m = Float(mu)
-                mp[ng] = m
-                rp[ng] = r
+                let m: Float, r: Float
+                if given {
+                    m = mp[ng]
+                    r = rp[ng]
+                } else {
+                    // Two passes in double for the statistics, as a reference implementation would.
+                    var s = 0.0
+                    for j in 0..<groupSize { s += Double(base[j]) }
+                    let mu = s / Double(groupSize)
+                    var v = 0.0
+                    for j in 0..<groupSize { let d = Double(base[j]) - mu; v += d * d }
+                    r = Float(1 / (v / Double(groupSize) + Double(eps)).squareRoot())
+                    m = Float(mu)
+                    mp[ng] = m
+                    rp[ng] = r
+                }
                 let g = ng % groups
                 for cc in 0..<cpg {
                     let ch = g * cpg + cc
@@ -58,6 +72,40 @@ public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, 
     }
     cache?.pointee = NormCache(mean: means, rstd: rstds)
     return y
+}
+
+/// Σx and Σx² of each (sample, group) of x [N, C, H, W] over the window `rows` × `columns` only,
+/// in double, indexed n · groups + g. A tiled decode pools these over the tiles' own regions into
+/// whole-image statistics: μ = Σx / m, σ² = Σx² / m − μ² for m elements per group.
+public func groupNormSums(_ x: Tensor, groups: Int, rows: Range<Int>, columns: Range<Int>)
+    -> (sums: [Double], squares: [Double]) {
+    precondition(x.rank == 4, "groupNormSums needs [N, C, H, W], got \(x.shape)")
+    let n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+    precondition(c % groups == 0, "groupNormSums: \(c) channels in \(groups) groups")
+    precondition(rows.lowerBound >= 0 && rows.upperBound <= h && columns.lowerBound >= 0 && columns.upperBound <= w,
+                 "groupNormSums: window \(rows) × \(columns) outside \(h) × \(w)")
+    let cpg = c / groups
+    var sums = [Double](repeating: 0, count: n * groups)
+    var squares = [Double](repeating: 0, count: n * groups)
+    let px = x.data
+    sums.withUnsafeMutableBufferPointer { sb in
+        squares.withUnsafeMutableBufferPointer { qb in
+            let sp = sb.baseAddress!, qp = qb.baseAddress!
+            Parallel.forEach(n * groups, cost: cpg * rows.count * columns.count) { ng in
+                var s = 0.0, q = 0.0
+                for cc in 0..<cpg {
+                    let plane = px + (ng * cpg + cc) * h * w
+                    for r in rows {
+                        let row = plane + r * w
+                        for j in columns { let v = Double(row[j]); s += v; q += v * v }
+                    }
+                }
+                sp[ng] = s
+                qp[ng] = q
+            }
+        }
+    }
+    return (sums, squares)
 }
 
 /// Backward of `groupNorm` (without the fused SiLU): accumulates dγ, dβ and returns dx.

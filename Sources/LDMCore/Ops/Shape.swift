@@ -108,6 +108,40 @@ func transpose2D(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>
     }
 }
 
+/// The window `rows` × `columns` of x [N, C, H, W], as a new tensor [N, C, rows.count, columns.count].
+public func crop(_ x: Tensor, rows: Range<Int>, columns: Range<Int>) -> Tensor {
+    precondition(x.rank == 4, "crop needs [N, C, H, W], got \(x.shape)")
+    let nc = x.shape[0] * x.shape[1], h = x.shape[2], w = x.shape[3]
+    precondition(rows.lowerBound >= 0 && rows.upperBound <= h && columns.lowerBound >= 0 && columns.upperBound <= w,
+                 "crop: window \(rows) × \(columns) outside \(h) × \(w)")
+    let oh = rows.count, ow = columns.count
+    let y = Tensor(uninitialized: [x.shape[0], x.shape[1], oh, ow])
+    let px = x.data, py = y.data
+    Parallel.forEach(nc, cost: oh * ow) { i in
+        for r in 0..<oh {
+            (py + (i * oh + r) * ow).update(from: px + (i * h + rows.lowerBound + r) * w + columns.lowerBound, count: ow)
+        }
+    }
+    return y
+}
+
+/// Writes the window `rows` × `columns` of src [N, C, h, w] into dst [N, C, H, W] with its top-left
+/// corner at (`top`, `left`).
+public func paste(_ src: Tensor, rows: Range<Int>, columns: Range<Int>, into dst: Tensor, top: Int, left: Int) {
+    precondition(src.rank == 4 && dst.rank == 4 && src.shape[0] == dst.shape[0] && src.shape[1] == dst.shape[1],
+                 "paste of \(src.shape) into \(dst.shape)")
+    let nc = src.shape[0] * src.shape[1], h = src.shape[2], w = src.shape[3], oh = dst.shape[2], ow = dst.shape[3]
+    precondition(rows.lowerBound >= 0 && rows.upperBound <= h && columns.lowerBound >= 0 && columns.upperBound <= w
+                     && top >= 0 && top + rows.count <= oh && left >= 0 && left + columns.count <= ow,
+                 "paste: window \(rows) × \(columns) at (\(top), \(left)) does not fit")
+    let ps = src.data, pd = dst.data, n = columns.count
+    Parallel.forEach(nc, cost: rows.count * n) { i in
+        for r in 0..<rows.count {
+            (pd + (i * oh + top + r) * ow + left).update(from: ps + (i * h + rows.lowerBound + r) * w + columns.lowerBound, count: n)
+        }
+    }
+}
+
 /// Zero-pads [N, C, H, W] by `right` columns and `bottom` rows (the VAE's asymmetric downsampling pad).
 public func padRightBottom(_ x: Tensor, right: Int, bottom: Int) -> Tensor {
     let nc = x.shape[0] * x.shape[1], h = x.shape[2], w = x.shape[3]
