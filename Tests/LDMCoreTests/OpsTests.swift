@@ -17,6 +17,46 @@ final class OpsTests: XCTestCase {
         assertClose(y, ref)
     }
 
+    /// Products large enough to be split into bands over the cores (both directions, every
+    /// transpose, sizes that are not multiples of the band alignment, β accumulation, padded leading
+    /// dimensions), and the same product inside parallel work, where it runs unsplit.
+    func testGemmInBandsMatchesNaiveLoop() {
+        var rng = TestRNG(41)
+        for (m, n, k) in [(37, 301, 61), (290, 45, 53), (3, 5, 2)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 5
+                let a = rng.tensor([(ta ? k : m) * lda]), b = rng.tensor([(tb ? n : k) * ldb])
+                let c0 = rng.tensor([m * ldc])
+                let alpha: Float = 0.75, beta: Float = 0.5
+                var ref = c0.array
+                for i in 0..<m { for j in 0..<n {
+                    var s = 0.0
+                    for p in 0..<k {
+                        s += Double(ta ? a.data[p * lda + i] : a.data[i * lda + p])
+                            * Double(tb ? b.data[j * ldb + p] : b.data[p * ldb + j])
+                    }
+                    ref[i * ldc + j] = Float(Double(alpha) * s + Double(beta) * Double(c0.data[i * ldc + j]))
+                } }
+                if m * n * k >= BLAS.splitThreshold && Parallel.threadCount > 1 {
+                    XCTAssertGreaterThan(BLAS.bands(m: m, n: n, k: k), 1, "\(m)×\(n)×\(k) is split")
+                }
+                for inside in [false, true] {
+                    let c = Tensor(shape: c0.shape, c0.array)
+                    let run = {
+                        BLAS.gemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha, a: a.data, lda: lda,
+                                  b: b.data, ldb: ldb, beta: beta, c: c.data, ldc: ldc)
+                    }
+                    if inside {
+                        Parallel.forEach(2, cost: Parallel.minimumParallelWork) { i in if i == 0 { run() } }
+                    } else {
+                        run()
+                    }
+                    assertClose(c, ref)
+                }
+            }
+        }
+    }
+
     func naiveConv(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: Int, padding: Int) -> [Float] {
         let n = x.shape[0], c = x.shape[1], h = x.shape[2], wd = x.shape[3]
         let o = w.shape[0], kh = w.shape[2], kw = w.shape[3]

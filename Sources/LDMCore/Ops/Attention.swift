@@ -76,28 +76,26 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, causal: Bool 
     let jobs = b * heads * blocks
     let workers = min(Parallel.threadCount, jobs)
     let qd = q.data, kd = k.data, vd = v.data, od = out.data
-    BLAS.singleThreaded(workers > 1) {
-        Parallel.forEach(workers, cost: Parallel.minimumParallelWork) { w in
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: rowsPerJob * max(lk, 1))
-            defer { scores.deallocate() }
-            var job = w
-            while job < jobs {
-                let block = job % blocks, h = (job / blocks) % heads, bi = job / (blocks * heads)
-                let q0 = block * rowsPerJob, rows = min(rowsPerJob, lq - q0)
-                BLAS.gemm(transB: true, m: rows, n: lk, k: d, alpha: alpha, a: qd + (bi * lq + q0) * width + h * d,
-                          lda: width, b: kd + bi * lk * width + h * d, ldb: width, c: scores, ldc: lk)
-                for r in 0..<rows {
-                    let row = scores + r * lk
-                    if causal {
-                        let last = q0 + r
-                        if last + 1 < lk { (row + last + 1).update(repeating: -.infinity, count: lk - last - 1) }
-                    }
-                    softmaxRow(row, lk)
+    Parallel.forEach(workers, cost: Parallel.minimumParallelWork) { w in
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: rowsPerJob * max(lk, 1))
+        defer { scores.deallocate() }
+        var job = w
+        while job < jobs {
+            let block = job % blocks, h = (job / blocks) % heads, bi = job / (blocks * heads)
+            let q0 = block * rowsPerJob, rows = min(rowsPerJob, lq - q0)
+            BLAS.gemm(transB: true, m: rows, n: lk, k: d, alpha: alpha, a: qd + (bi * lq + q0) * width + h * d,
+                      lda: width, b: kd + bi * lk * width + h * d, ldb: width, c: scores, ldc: lk)
+            for r in 0..<rows {
+                let row = scores + r * lk
+                if causal {
+                    let last = q0 + r
+                    if last + 1 < lk { (row + last + 1).update(repeating: -.infinity, count: lk - last - 1) }
                 }
-                BLAS.gemm(m: rows, n: dv, k: lk, a: scores, lda: lk, b: vd + bi * lk * vWidth + h * dv,
-                          ldb: vWidth, c: od + (bi * lq + q0) * vWidth + h * dv, ldc: vWidth)
-                job += workers
+                softmaxRow(row, lk)
             }
+            BLAS.gemm(m: rows, n: dv, k: lk, a: scores, lda: lk, b: vd + bi * lk * vWidth + h * dv,
+                      ldb: vWidth, c: od + (bi * lq + q0) * vWidth + h * dv, ldc: vWidth)
+            job += workers
         }
     }
     return out

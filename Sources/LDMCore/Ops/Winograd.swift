@@ -121,8 +121,8 @@ public func conv2dWinograd(_ x: Tensor, transformedWeight u: Tensor, bias: Tenso
                 }
             }
         }
-        // M_ξ = U_ξ V_ξ: 16 products [O × C] · [C × count].
-        for xi in 0..<16 {
+        // M_ξ = U_ξ V_ξ: 16 products [O × C] · [C × count], shared out whole over the cores.
+        Parallel.forEach(16, cost: o * c * count) { xi in
             BLAS.gemm(m: o, n: count, k: c, a: pu + xi * o * c, lda: c, b: v + xi * c * count, ldb: count,
                       c: m + xi * o * count, ldc: count)
         }
