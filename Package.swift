@@ -49,7 +49,7 @@ let package = Package(
         .testTarget(name: "LDMModelsTests", dependencies: ["LDMModels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LDMDiffusionTests", dependencies: ["LDMDiffusion"]),
         .testTarget(name: "LDMTrainingTests", dependencies: ["LDMTraining", "LDMBench"]),
-        .testTarget(name: "CLITests", dependencies: ["LDMIO", "ldm"]),
+        .testTarget(name: "CLITests", dependencies: ["LDMIO", "LDMTraining", "ldm"]),
     ],
     // Numeric code passes raw pointers into concurrentPerform; Swift 5 mode keeps that readable.
     swiftLanguageModes: [.v5]

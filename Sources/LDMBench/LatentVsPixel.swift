@@ -102,7 +102,9 @@ public struct LatentVsPixelOptions {
 /// Errors of the latent-vs-pixel report.
 public enum LatentVsPixelError: Error, CustomStringConvertible {
     case resolution(String)
-    public var description: String { switch self { case let .resolution(m): return m } }
+    /// The model folder cannot be compared (a pixel-space model has no latent twin).
+    case model(String)
+    public var description: String { switch self { case let .resolution(m), let .model(m): return m } }
 }
 
 /// One U-Net family at some resolutions.
@@ -138,7 +140,10 @@ public func runLatentVsPixel(_ o: LatentVsPixelOptions) throws -> LatentVsPixelR
     if let m = o.model {
         o.log("latent-vs-pixel: loading \(m.folder.path)")
         let p = try StableDiffusionPipeline(folder: m.folder)
-        families.append(Family(name: m.name, group: "model", unet: p.unet.config, vae: p.vae.config, text: p.textEncoder.config,
+        guard let vae = p.vae else {
+            throw LatentVsPixelError.model("\(m.folder.path) is a pixel-space model (no vae/ folder); latent-vs-pixel needs a latent one")
+        }
+        families.append(Family(name: m.name, group: "model", unet: p.unet.config, vae: vae.config, text: p.textEncoder.config,
                                resolutions: [o.modelResolution], pipeline: p))
     }
     if o.quick {
@@ -321,7 +326,7 @@ struct ReportRunner {
     mutating func vaeModel(_ f: Family) throws -> AutoencoderKL {
         if let v = vaeModels[f.group] { return v }
         let v: AutoencoderKL
-        if let p = f.pipeline { v = p.vae } else {
+        if let p = f.pipeline, let vae = p.vae { v = vae } else {
             v = try AutoencoderKL(config: f.vae)
             randomize(v, seed: 3)
         }

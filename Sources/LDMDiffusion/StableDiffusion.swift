@@ -4,6 +4,10 @@
 // order of every random draw, so that `TorchRandomSource(seed)` reproduces a diffusers run with
 // `generator=torch.manual_seed(seed)` on the CPU.
 //
+// A model folder without `vae/` is a pixel-space model (`ldm train unet --pixel`): the same loop
+// runs on the image itself (`LatentSpace.pixels`: encoding and decoding are the identity, f = 1,
+// 3 channels), and img2img and inpainting work the same way with no VAE draw.
+//
 // Classifier-free guidance (Ho & Salimans, 2022):  ε̂ = ε_u + g (ε_c − ε_u),
 // optionally rescaled (Lin et al., 2023, §3.4):   ε̂ ← φ · ε̂ · std(ε_c)/std(ε̂) + (1 − φ) ε̂.
 
@@ -65,25 +69,35 @@ public enum PipelineError: Error, CustomStringConvertible, Equatable {
     public var description: String { switch self { case let .invalid(m): return m } }
 }
 
-/// A loaded diffusers model folder: tokenizer, text encoder, U-Net, VAE and scheduler config.
+/// A loaded diffusers model folder: tokenizer, text encoder, U-Net, VAE (none in pixel space) and
+/// scheduler config.
 public final class StableDiffusionPipeline {
     public let folder: URL
     public let tokenizer: CLIPTokenizer
     public let textEncoder: CLIPTextModel
     public let unet: UNet2DConditionModel
-    public let vae: AutoencoderKL
+    /// The VAE's latents, or the pixels when the folder has no `vae/`.
+    public let space: LatentSpace
+    /// The VAE; nil for a pixel-space model.
+    public var vae: AutoencoderKL? { space.vae }
     /// Called with warnings such as a prompt cut to the tokenizer's length.
     public var warn: (String) -> Void = { FileHandle.standardError.write(("warning: " + $0 + "\n").data(using: .utf8)!) }
 
-    /// Loads every component of the folder.
+    /// Loads every component of the folder. Without `vae/` the model runs in pixel space; its U-Net
+    /// must then take and give 3 channels (7 in, for an inpainting U-Net).
     public init(folder: URL) throws {
         self.folder = folder
         let fm = FileManager.default
-        for part in ["tokenizer", "text_encoder", "unet", "vae", "scheduler"] {
+        func isFolder(_ part: String) -> Bool {
             var isDir: ObjCBool = false
-            guard fm.fileExists(atPath: folder.appendingPathComponent(part).path, isDirectory: &isDir), isDir.boolValue else {
-                throw PipelineError.invalid("\(folder.path) is not a diffusers model folder: it has no \(part)/ folder")
-            }
+            return fm.fileExists(atPath: folder.appendingPathComponent(part).path, isDirectory: &isDir) && isDir.boolValue
+        }
+        for part in ["tokenizer", "text_encoder", "unet", "scheduler"] where !isFolder(part) {
+            throw PipelineError.invalid("\(folder.path) is not a diffusers model folder: it has no \(part)/ folder")
+        }
+        let hasVAE = isFolder("vae")
+        if !hasVAE && modelIndexListsVAE(folder) {
+            throw PipelineError.invalid("\(folder.path) has no vae/ folder, but its model_index.json lists a vae")
         }
         tokenizer = try CLIPTokenizer.load(folder: folder.appendingPathComponent("tokenizer"))
         let t = folder.appendingPathComponent("text_encoder")
@@ -92,21 +106,24 @@ public final class StableDiffusionPipeline {
         let u = folder.appendingPathComponent("unet")
         unet = try UNet2DConditionModel(config: loadConfig(UNetConfig.self, from: u.appendingPathComponent("config.json")))
         try unet.load(folder: u, component: "unet")
-        let v = folder.appendingPathComponent("vae")
-        vae = try AutoencoderKL(config: loadConfig(VAEConfig.self, from: v.appendingPathComponent("config.json")))
-        try vae.load(folder: v, component: "vae")
+        space = hasVAE ? try LatentSpace(vaeFolder: folder.appendingPathComponent("vae")) : .pixels
+        let c = unet.config
+        if !hasVAE && !((c.inChannels == 3 || c.inChannels == 7) && c.outChannels == 3) {
+            throw PipelineError.invalid("\(folder.path) has no vae/ folder, so it runs in pixel space, which needs a U-Net with 3 "
+                + "input and output channels (this one has in_channels \(c.inChannels), out_channels \(c.outChannels))")
+        }
         guard textEncoder.config.hiddenSize == unet.config.crossAttentionDim else {
             throw PipelineError.invalid("text encoder width \(textEncoder.config.hiddenSize) does not match the U-Net's cross_attention_dim \(unet.config.crossAttentionDim)")
         }
     }
 
     /// A pipeline from models already in memory; `folder` only supplies `scheduler/scheduler_config.json`.
-    public init(folder: URL, tokenizer: CLIPTokenizer, textEncoder: CLIPTextModel, unet: UNet2DConditionModel, vae: AutoencoderKL) {
+    public init(folder: URL, tokenizer: CLIPTokenizer, textEncoder: CLIPTextModel, unet: UNet2DConditionModel, space: LatentSpace) {
         self.folder = folder
         self.tokenizer = tokenizer
         self.textEncoder = textEncoder
         self.unet = unet
-        self.vae = vae
+        self.space = space
     }
 
     /// The scheduler for `sampler` (nil: the folder's own class) configured from the folder.
@@ -114,8 +131,8 @@ public final class StableDiffusionPipeline {
         try LDMDiffusion.makeScheduler(folderConfig: folder.appendingPathComponent("scheduler/scheduler_config.json"), sampler: sampler)
     }
 
-    /// Image pixels per latent pixel.
-    public var vaeScaleFactor: Int { vae.config.downsamplingFactor }
+    /// Image pixels per latent pixel (1 in pixel space).
+    public var vaeScaleFactor: Int { space.downsamplingFactor }
 
     /// The default output size: the U-Net's sample size in pixels.
     public var defaultSize: Int { unet.config.sampleSize * vaeScaleFactor }
@@ -137,6 +154,9 @@ public final class StableDiffusionPipeline {
         guard r.batch >= 1 else { throw PipelineError.invalid("batch must be at least 1 (got \(r.batch))") }
         guard r.strength > 0 && r.strength <= 1 else { throw PipelineError.invalid("strength must be in (0, 1] (got \(r.strength))") }
         if let problem = r.vaeTiling.problem { throw PipelineError.invalid(problem) }
+        if r.tileVAE && space.isPixelSpace {
+            throw PipelineError.invalid("this model works in pixel space (no vae/ folder): there is no VAE decode to tile")
+        }
         var width = r.width ?? defaultSize, height = r.height ?? defaultSize
         if let img = r.initImage { width = img.shape[3]; height = img.shape[2] }
         guard width > 0, height > 0, width % 8 == 0, height % 8 == 0 else {
@@ -151,11 +171,14 @@ public final class StableDiffusionPipeline {
             throw PipelineError.invalid("the mask is \(m.shape[3])×\(m.shape[2]) but the image is \(img.shape[3])×\(img.shape[2])")
         }
         let inpainting = r.mask != nil
-        let channels = unet.config.inChannels, latentChannels = vae.config.latentChannels
+        let channels = unet.config.inChannels, latentChannels = space.channels
         if inpainting && r.initImage == nil { throw PipelineError.invalid("inpainting needs an image") }
-        if channels == 9 && !inpainting { throw PipelineError.invalid("this is an inpainting model (9 input channels): use ldm inpaint") }
+        if channels == 2 * latentChannels + 1 && !inpainting {
+            throw PipelineError.invalid("this is an inpainting model (\(channels) input channels): use ldm inpaint")
+        }
         guard channels == latentChannels || (channels == 2 * latentChannels + 1 && inpainting) else {
-            throw PipelineError.invalid("U-Net in_channels \(channels) does not fit the VAE's \(latentChannels) latent channels")
+            let fit = space.isPixelSpace ? "pixel space's 3 channels" : "the VAE's \(latentChannels) latent channels"
+            throw PipelineError.invalid("U-Net in_channels \(channels) does not fit \(fit)")
         }
 
         var random: any RandomSource = r.rng == .torch ? TorchRandomSource(seed: r.seed) : SwiftRandomSource(seed: r.seed)
@@ -231,22 +254,14 @@ public final class StableDiffusionPipeline {
             progress(i + 1, timesteps.count)
         }
 
-        // 5. Decode: x = D(z / s), then [-1, 1] → [0, 1]; in tiles when asked.
-        let s = vae.config.scalingFactor
-        let z = map(latents) { $0 / s }
-        let decoded = r.tileVAE ? vae.decodeTiled(z, r.vaeTiling) : vae.decode(z)
+        // 5. Decode: x = D(z / s) (x = z in pixel space), then [-1, 1] → [0, 1]; in tiles when asked.
+        let decoded = space.decode(latents, tiling: r.tileVAE ? r.vaeTiling : nil)
         return map(decoded) { min(max($0 * 0.5 + 0.5, 0), 1) }
     }
 
-    /// A posterior sample of the VAE (one normal draw of the latent's shape), times the scaling factor.
-    func encodeImage(_ image: Tensor, _ random: inout any RandomSource) -> Tensor {
-        let posterior = vae.encode(image)
-        let eps = random.normal(count: posterior.mean.count)
-        let z = Tensor(uninitialized: posterior.mean.shape)
-        let s = vae.config.scalingFactor
-        for i in 0..<z.count { z.data[i] = (posterior.mean.data[i] + expf(0.5 * posterior.logvar.data[i]) * eps[i]) * s }
-        return z
-    }
+    /// A posterior sample of the VAE (one normal draw of the latent's shape), times the scaling
+    /// factor; in pixel space the image itself.
+    func encodeImage(_ image: Tensor, _ random: inout any RandomSource) -> Tensor { space.encode(image, &random) }
 }
 
 /// Stacks `n` copies of a batch-1 tensor.
@@ -292,6 +307,14 @@ func rescaleGuidance(_ cfg: Tensor, text: Tensor, phi: Float) -> Tensor {
         }
     }
     return out
+}
+
+/// Whether `model_index.json` in `folder` names a vae component (an entry other than [null, null]).
+func modelIndexListsVAE(_ folder: URL) -> Bool {
+    guard let data = try? Data(contentsOf: folder.appendingPathComponent("model_index.json")),
+          let index = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+          let entry = index["vae"] as? [Any] else { return false }
+    return entry.contains { !($0 is NSNull) }
 }
 
 extension StableDiffusionPipeline {

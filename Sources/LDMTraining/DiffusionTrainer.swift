@@ -1,7 +1,8 @@
 // Training the U-Net and the CLIP-architecture text encoder jointly, from scratch, in the latent
-// space of a frozen VAE (as the LDM paper trained its text transformer with the U-Net).
+// space of a frozen VAE (as the LDM paper trained its text transformer with the U-Net) — or, for
+// the comparison, in pixel space, where x₀ is the image itself (`LatentSpace.pixels`).
 //
-//   x₀ = s · z,  z ~ q(z|x) of the VAE;  t ~ U{0, …, T−1};  ε ~ N(0, I)
+//   x₀ = s · z,  z ~ q(z|x) of the VAE (pixel space: x₀ = x in [-1, 1]);  t ~ U{0, …, T−1};  ε ~ N(0, I)
 //   x_t = √ᾱ_t x₀ + √(1 − ᾱ_t) ε
 //   target: ε (epsilon) or v = √ᾱ_t ε − √(1 − ᾱ_t) x₀ (v_prediction, Salimans & Ho 2022)
 //   L = mean_i w_i ‖ε̂_θ(x_t, t, τ(y)) − target‖²,  w = min(SNR, γ)/SNR (ε) or min(SNR, γ)/(SNR + 1) (v)
@@ -41,6 +42,9 @@ public struct DiffusionTrainingConfig: Codable, Sendable {
     public var warmupSteps: Int = 500
     /// Set when the run continued from a compact checkpoint (weights without optimiser moments).
     public var restartStep: Int?
+    /// True when the run trains in pixel space (set by the trainer from its `LatentSpace`; absent
+    /// for runs on a VAE's latents), so a continued run can tell which it was.
+    public var pixelSpace: Bool?
     public var weightDecay: Float = 0.01
     public var maxGradNorm: Float = 1
     public var emaDecay: Float = 0.999
@@ -89,7 +93,10 @@ public struct DiffusionTrainingConfig: Codable, Sendable {
 /// Runs (or resumes) diffusion training in a run folder.
 public final class DiffusionTrainer {
     public let config: DiffusionTrainingConfig
-    public let vae: AutoencoderKL
+    /// Where x₀ lives: a frozen VAE's scaled latents, or the pixels.
+    public let space: LatentSpace
+    /// The frozen VAE; nil in pixel space.
+    public var vae: AutoencoderKL? { space.vae }
     public let tokenizer: CLIPTokenizer
     public let unet: UNet2DConditionModel
     public let text: CLIPTextModel
@@ -101,19 +108,23 @@ public final class DiffusionTrainer {
     let alphasCumprod: [Float]
     public private(set) var step = 0
 
-    /// `vaeFolder` holds a trained VAE (config.json + weights); `captions` teach the tokenizer its
+    /// Trains in `space` (a frozen VAE's latents, or the pixels); `captions` teach the tokenizer its
     /// vocabulary when the run folder has none yet.
-    public init(config: DiffusionTrainingConfig, vaeFolder: URL, dataset: ImageCaptionDataset, captions: [String],
+    public init(config: DiffusionTrainingConfig, space: LatentSpace, dataset: ImageCaptionDataset, captions: [String],
                 runFolder: URL) throws {
         guard config.batchSize >= 1, config.steps >= 1 else { throw TrainingError.invalidArgument("batch size and steps must be at least 1") }
         guard ["epsilon", "v_prediction"].contains(config.predictionType) else {
             throw TrainingError.invalidArgument("prediction type must be epsilon or v_prediction, not \(config.predictionType)")
         }
+        guard dataset.imageSize % space.downsamplingFactor == 0 else {
+            throw TrainingError.invalidArgument("\(dataset.imageSize)-pixel images do not divide by the VAE's factor \(space.downsamplingFactor)")
+        }
+        var config = config
+        config.pixelSpace = space.isPixelSpace ? true : nil
         self.config = config
+        self.space = space
         self.dataset = dataset
         self.runFolder = runFolder
-        vae = try AutoencoderKL(config: loadConfig(VAEConfig.self, from: vaeFolder.appendingPathComponent("config.json")))
-        try vae.load(folder: vaeFolder, component: "vae")
         let tokFolder = runFolder.appendingPathComponent("tokenizer")
         if !FileManager.default.fileExists(atPath: tokFolder.appendingPathComponent("vocab.json").path) {
             var counts: [String: Int] = [:]
@@ -121,8 +132,8 @@ public final class DiffusionTrainer {
             try LearnedVocabulary(wordCounts: counts).save(to: tokFolder, maxLength: config.maxTokens)
         }
         tokenizer = try CLIPTokenizer.load(folder: tokFolder)
-        let latentSize = dataset.imageSize / vae.config.downsamplingFactor
-        unet = try UNet2DConditionModel(config: config.unetConfig(latentChannels: vae.config.latentChannels, latentSize: latentSize))
+        let latentSize = dataset.imageSize / space.downsamplingFactor
+        unet = try UNet2DConditionModel(config: config.unetConfig(latentChannels: space.channels, latentSize: latentSize))
         text = try CLIPTextModel(config: config.textConfig(vocabSize: tokenizer.vocabularySize))
         var rng = SwiftRandomSource(seed: config.seed)
         unet.initializeWeights(&rng)
@@ -130,6 +141,13 @@ public final class DiffusionTrainer {
         state = TrainingState(params: unet.namedParameters(prefix: "unet.") + text.namedParameters(prefix: "text_encoder."),
                               weightDecay: config.weightDecay, emaDecay: config.emaDecay, runFolder: runFolder)
         alphasCumprod = config.alphasCumprod
+    }
+
+    /// Trains on the latents of the VAE in `vaeFolder` (config.json + weights).
+    public convenience init(config: DiffusionTrainingConfig, vaeFolder: URL, dataset: ImageCaptionDataset, captions: [String],
+                            runFolder: URL) throws {
+        try self.init(config: config, space: LatentSpace(vaeFolder: vaeFolder), dataset: dataset, captions: captions,
+                      runFolder: runFolder)
     }
 
     /// Loads the newest complete checkpoint of the run folder; returns its step, or nil when there is none.
@@ -171,9 +189,8 @@ public final class DiffusionTrainer {
         let b = config.batchSize
         let (images, captions) = try dataset.batch(from: step * b, count: b)
         var rng = stepRandom(seed: config.seed, step: step, stream: 2)
-        // Latents from the frozen VAE.
-        let x0 = vae.encode(images).sample(&rng)
-        scaleInPlace(x0, vae.config.scalingFactor)
+        // x₀: latents from the frozen VAE, or the images themselves in pixel space.
+        let x0 = space.encode(images, &rng)
         // Prompts, with caption dropout for classifier-free guidance.
         let drop = rng.uniform(count: b)
         let ids = (0..<b).map { tokenizer.encode(drop[$0] < config.captionDropout ? "" : captions[$0]).ids }

@@ -28,6 +28,8 @@ public func exportVAE(_ vae: AutoencoderKL, heldOut: ImageCaptionDataset, to fol
 
 /// Writes the full diffusers folder of a diffusion run: EMA U-Net and text encoder, its tokenizer,
 /// the VAE it trained on, a scheduler config matching the training noise schedule, model_index.json.
+/// A pixel-space run has no VAE: the folder then has no `vae/` (a stale one is removed) and
+/// model_index.json lists none, which is how `StableDiffusionPipeline` knows to work on pixels.
 public func exportDiffusionModel(_ trainer: DiffusionTrainer, to folder: URL, dtype: SafeTensorsDType = .f32) throws {
     let fm = FileManager.default
     try fm.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -35,18 +37,23 @@ public func exportDiffusionModel(_ trainer: DiffusionTrainer, to folder: URL, dt
     try saveUNet(unet, to: folder.appendingPathComponent("unet"), dtype: dtype)
     try saveTextEncoder(text, to: folder.appendingPathComponent("text_encoder"), dtype: dtype)
     // The VAE is small: kept in float32 so a run resumed from the exported folder sees the same latents.
-    try saveVAE(trainer.vae, to: folder.appendingPathComponent("vae"), dtype: .f32)
+    let vaeFolder = folder.appendingPathComponent("vae")
+    if let vae = trainer.vae {
+        try saveVAE(vae, to: vaeFolder, dtype: .f32)
+    } else if fm.fileExists(atPath: vaeFolder.path) {
+        try fm.removeItem(at: vaeFolder)
+    }
     let tok = folder.appendingPathComponent("tokenizer")
     try? fm.removeItem(at: tok)
     try fm.copyItem(at: trainer.runFolder.appendingPathComponent("tokenizer"), to: tok)
     try writeSchedulerConfig(trainer.config, to: folder)
-    let index: [String: Any] = [
+    var index: [String: Any] = [
         "_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.30.0",
         "feature_extractor": [NSNull(), NSNull()], "safety_checker": [NSNull(), NSNull()], "requires_safety_checker": false,
         "scheduler": ["diffusers", "DPMSolverMultistepScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
         "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"],
-        "vae": ["diffusers", "AutoencoderKL"],
     ]
+    if trainer.vae != nil { index["vae"] = ["diffusers", "AutoencoderKL"] }
     try JSONSerialization.data(withJSONObject: index, options: [.prettyPrinted, .sortedKeys])
         .write(to: folder.appendingPathComponent("model_index.json"), options: .atomic)
 }

@@ -48,7 +48,7 @@ struct TrainCommand: ParsableCommand {
     /// and scores them with the Shapes analyser.
     static func sampleGrid(_ trainer: DiffusionTrainer, prompts: [String], folder: URL, step: Int) throws -> String {
         let (unet, text) = try trainer.emaModels()
-        let pipe = StableDiffusionPipeline(folder: folder, tokenizer: trainer.tokenizer, textEncoder: text, unet: unet, vae: trainer.vae)
+        let pipe = StableDiffusionPipeline(folder: folder, tokenizer: trainer.tokenizer, textEncoder: text, unet: unet, space: trainer.space)
         let analyser = ShapesAnalyser()
         var evaluation = ShapesEvaluation()
         var tiles: [PNGImage] = []
@@ -122,9 +122,11 @@ struct TrainCommand: ParsableCommand {
     }
 
     struct UNet: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "unet", abstract: "Train the U-Net and the text encoder jointly on a frozen VAE.")
+        static let configuration = CommandConfiguration(
+            commandName: "unet", abstract: "Train the U-Net and the text encoder jointly on a frozen VAE's latents, or in pixel space.")
         @OptionGroup var options: RunOptions
-        @Option(help: "Folder of the trained VAE (config.json + weights).") var vae: String
+        @Option(help: "Folder of the trained VAE (config.json + weights): train on its latents.") var vae: String?
+        @Flag(help: "Train in pixel space instead: x₀ is the image itself (3 channels, full size), no VAE.") var pixel = false
         @Option(help: "U-Net channels per level, comma separated.") var channels: String?
         @Option(help: "epsilon or v_prediction.") var prediction: String?
         @Option(help: "Residual blocks per U-Net level.") var layers: Int?
@@ -132,6 +134,11 @@ struct TrainCommand: ParsableCommand {
         var resumeFrom: String?
         @Option(help: "When the run stops, also write a compact F16 copy of its state here (to carry it to another machine).")
         var saveCompact: String?
+
+        func validate() throws {
+            if vae != nil && pixel { throw ValidationError("give either --vae DIR (latent space) or --pixel (pixel space), not both") }
+            if vae == nil && !pixel { throw ValidationError("give --vae DIR (train on a VAE's latents) or --pixel (train in pixel space)") }
+        }
 
         func run() throws {
             var c = DiffusionTrainingConfig()
@@ -145,14 +152,17 @@ struct TrainCommand: ParsableCommand {
             if let v = options.lr { c.learningRate = v }
             if let v = options.seed { c.seed = v }
             if let v = options.checkpointEvery { c.checkpointEvery = v }
-            let (train, _) = try options.makeDataset()
-            let captions = try (0..<5000).map { try train.sample($0).caption }
             let fm = FileManager.default
             // A run that continues keeps its own settings (architecture, objective, schedule);
             // only --steps and --batch given on this command line change them.
-            func continuing(_ saved: URL) throws {
+            func continuing(_ saved: URL, of source: String) throws {
                 guard let data = try? Data(contentsOf: saved) else { return }
                 let old = try JSONDecoder().decode(DiffusionTrainingConfig.self, from: data)
+                if (old.pixelSpace ?? false) != pixel {
+                    throw ValidationError(old.pixelSpace ?? false
+                        ? "\(source) was trained in pixel space: continue it with --pixel, not --vae"
+                        : "\(source) was trained on a VAE's latents: continue it with --vae DIR, not --pixel")
+                }
                 let steps = c.steps, batch = c.batchSize
                 c = old
                 if options.steps != nil { c.steps = steps }
@@ -160,14 +170,14 @@ struct TrainCommand: ParsableCommand {
             }
             var compactStep: Int?
             if let (_, url) = CheckpointStore(folder: options.folder).latest(), options.resume {
-                try continuing(url.appendingPathComponent("diffusion-training.json"))
+                try continuing(url.appendingPathComponent("diffusion-training.json"), of: "the run in \(options.run)")
             } else if let resumeFrom, CheckpointStore(folder: options.folder).latest() == nil {
                 let from = URL(fileURLWithPath: resumeFrom)
                 guard let data = try? Data(contentsOf: from.appendingPathComponent("state.json")),
                       let state = try JSONSerialization.jsonObject(with: data) as? [String: Any], let step = state["step"] as? Int else {
                     throw ValidationError("\(resumeFrom) is not a compact checkpoint (no state.json with a step)")
                 }
-                try continuing(from.appendingPathComponent("diffusion-training.json"))
+                try continuing(from.appendingPathComponent("diffusion-training.json"), of: "the compact checkpoint \(resumeFrom)")
                 let tok = options.folder.appendingPathComponent("tokenizer")
                 if !fm.fileExists(atPath: tok.path) {
                     try fm.createDirectory(at: options.folder, withIntermediateDirectories: true)
@@ -176,8 +186,10 @@ struct TrainCommand: ParsableCommand {
                 compactStep = step
                 c.restartStep = step
             }
-            let trainer = try DiffusionTrainer(config: c, vaeFolder: URL(fileURLWithPath: vae), dataset: train, captions: captions,
-                                               runFolder: options.folder)
+            let (train, _) = try options.makeDataset()
+            let captions = try (0..<5000).map { try train.sample($0).caption }
+            let space: LatentSpace = try vae.map { try LatentSpace(vaeFolder: URL(fileURLWithPath: $0)) } ?? .pixels
+            let trainer = try DiffusionTrainer(config: c, space: space, dataset: train, captions: captions, runFolder: options.folder)
             let progress = ProgressReporter(label: "train unet")
             if let compactStep, let resumeFrom {
                 try trainer.load(checkpoint: URL(fileURLWithPath: resumeFrom), step: compactStep)
@@ -185,7 +197,10 @@ struct TrainCommand: ParsableCommand {
             } else if options.resume, let s = try trainer.resume() {
                 progress.note("resumed from step \(s)")
             }
-            progress.note("U-Net \(groupedDigits(trainer.unet.parameterCount)) + text encoder \(groupedDigits(trainer.text.parameterCount)) parameters, vocabulary \(trainer.tokenizer.vocabularySize), batch \(c.batchSize)")
+            let u = trainer.unet.config
+            let grid = "\(u.inChannels)×\(u.sampleSize)×\(u.sampleSize)"
+            progress.note("U-Net \(groupedDigits(trainer.unet.parameterCount)) + text encoder \(groupedDigits(trainer.text.parameterCount)) parameters, vocabulary \(trainer.tokenizer.vocabularySize), batch \(c.batchSize); "
+                + (space.isPixelSpace ? "pixel space, \(grid)" : "latent space, \(grid) (f = \(space.downsamplingFactor))"))
             InterruptFlag.install()
             try writeSchedulerConfig(trainer.config, to: options.folder)
             let held = ShapesDataset(seed: 2)
