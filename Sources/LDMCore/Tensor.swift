@@ -6,7 +6,7 @@
 
 import Foundation
 
-/// An owned block of `Float`s (64-byte aligned unless zero-filled). Freed when the last tensor using it goes away.
+/// An owned block of `Float`s. Freed (large blocks: kept in `BlockCache` for reuse) when the last tensor using it goes away.
 public final class TensorStorage: @unchecked Sendable {
     /// First element.
     public let base: UnsafeMutablePointer<Float>
@@ -18,7 +18,10 @@ public final class TensorStorage: @unchecked Sendable {
         precondition(count >= 0, "negative tensor size")
         var raw: UnsafeMutableRawPointer?
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
-        if zeroed {
+        if let reused = BlockCache.take(bytes) {
+            raw = reused
+            if zeroed { reused.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
+        } else if zeroed {
             // calloc leaves large blocks as untouched zero pages until written.
             raw = calloc(max(count, 1), MemoryLayout<Float>.stride)
         } else if posix_memalign(&raw, 64, bytes) != 0 {
@@ -31,8 +34,9 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     deinit {
-        MemoryStatistics.freed(max(count, 1) * MemoryLayout<Float>.stride)
-        free(base)
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        MemoryStatistics.freed(bytes)
+        BlockCache.give(UnsafeMutableRawPointer(base), bytes)
     }
 }
 

@@ -130,12 +130,14 @@ struct TrainCommand: ParsableCommand {
         @Option(help: "U-Net channels per level, comma separated.") var channels: String?
         @Option(help: "epsilon or v_prediction.") var prediction: String?
         @Option(help: "Residual blocks per U-Net level.") var layers: Int?
+        @Option(help: "Steps of linear learning-rate warm-up before the cosine decay (default 500).") var warmup: Int?
         @Option(help: "Start from a compact checkpoint (written by --save-compact) when the run folder has none.")
         var resumeFrom: String?
         @Option(help: "When the run stops, also write a compact F16 copy of its state here (to carry it to another machine).")
         var saveCompact: String?
 
         func validate() throws {
+            if let warmup, warmup < 0 { throw ValidationError("--warmup must be 0 or more steps") }
             if vae != nil && pixel { throw ValidationError("give either --vae DIR (latent space) or --pixel (pixel space), not both") }
             if vae == nil && !pixel { throw ValidationError("give --vae DIR (train on a VAE's latents) or --pixel (train in pixel space)") }
         }
@@ -147,6 +149,7 @@ struct TrainCommand: ParsableCommand {
             }
             if let v = prediction { c.predictionType = v }
             if let v = layers { c.layersPerBlock = v }
+            if let v = warmup { c.warmupSteps = v }
             if let v = options.steps { c.steps = v }
             if let v = options.batch { c.batchSize = v }
             if let v = options.lr { c.learningRate = v }

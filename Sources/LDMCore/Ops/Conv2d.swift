@@ -111,9 +111,9 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, 
     if group > 1 {
         // Several images in one GEMM: col [K, group·HW] → tmp [O, group·HW] → y[i, O, HW].
         let wide = group * outPlane
-        let col = g.isPointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: k * wide)
-        let tmp = UnsafeMutablePointer<Float>.allocate(capacity: o * wide)
-        defer { col?.deallocate(); tmp.deallocate() }
+        let col = g.isPointwise ? nil : allocateScratch(k * wide)
+        let tmp = allocateScratch(o * wide)
+        defer { col.map { freeScratch($0, k * wide) }; freeScratch(tmp, o * wide) }
         var i0 = 0
         while i0 < n {
             let m = min(group, n - i0)
@@ -124,14 +124,14 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, 
                 src = col
             } else {
                 // 1×1: the input planes are the columns; gather them side by side.
-                let gathered = UnsafeMutablePointer<Float>.allocate(capacity: k * cols)
+                let gathered = allocateScratch(k * cols)
                 for j in 0..<m { for c in 0..<k {
                     (gathered + c * cols + j * outPlane).update(from: x.data + (i0 + j) * inImage + c * outPlane, count: outPlane)
                 } }
                 src = gathered
             }
             BLAS.gemm(m: o, n: cols, k: k, a: weight.data, lda: k, b: src, ldb: cols, c: tmp, ldc: cols)
-            if col == nil { src.deallocate() }
+            if col == nil { freeScratch(src, k * cols) }
             let py = y.data
             Parallel.forEach(m * o, cost: outPlane) { jo in
                 let j = jo / o, oc = jo % o
@@ -146,8 +146,8 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, 
         }
     } else {
         let band = bandRows(g)
-        let col = UnsafeMutablePointer<Float>.allocate(capacity: k * band * ow)
-        defer { col.deallocate() }
+        let col = allocateScratch(k * band * ow)
+        defer { freeScratch(col, k * band * ow) }
         for i in 0..<n {
             let xi = x.data + i * inImage
             let yi = y.data + i * o * outPlane
@@ -188,9 +188,9 @@ public func conv2dBackward(_ dy: Tensor, x: Tensor, weight: Tensor, stride: Int 
     let group = imagesPerGEMM(g, batch: n)
     if group > 1 {
         let wide = group * outPlane
-        let col = UnsafeMutablePointer<Float>.allocate(capacity: k * wide)
-        let dyg = UnsafeMutablePointer<Float>.allocate(capacity: o * wide)
-        defer { col.deallocate(); dyg.deallocate() }
+        let col = allocateScratch(k * wide)
+        let dyg = allocateScratch(o * wide)
+        defer { freeScratch(col, k * wide); freeScratch(dyg, o * wide) }
         var i0 = 0
         while i0 < n {
             let m = min(group, n - i0)
@@ -243,8 +243,8 @@ public func conv2dBackward(_ dy: Tensor, x: Tensor, weight: Tensor, stride: Int 
         return dx
     }
     let band = bandRows(g)
-    let col = UnsafeMutablePointer<Float>.allocate(capacity: k * band * ow)
-    defer { col.deallocate() }
+    let col = allocateScratch(k * band * ow)
+    defer { freeScratch(col, k * band * ow) }
     for i in 0..<n {
         let xi = x.data + i * inImage
         let dyi = dy.data + i * o * outPlane

@@ -28,11 +28,12 @@ public func fastExp(_ x: Float) -> Float {
 @inline(__always)
 func expShiftedInPlace(_ p: UnsafeMutablePointer<Float>, _ n: Int, shift: Float) -> Float {
     for i in 0..<n { p[i] = fastExp(p[i] - shift) }
-    var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0
+    var lanes = SIMD8<Float>(repeating: 0)
     var i = 0
-    while i + 4 <= n { s0 += p[i]; s1 += p[i + 1]; s2 += p[i + 2]; s3 += p[i + 3]; i += 4 }
-    while i < n { s0 += p[i]; i += 1 }
-    return (s0 + s1) + (s2 + s3)
+    while i + 8 <= n { lanes += UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self); i += 8 }
+    var s = lanes.sum()
+    while i < n { s += p[i]; i += 1 }
+    return s
 }
 
 /// out[i] = x[i] · σ(x[i]) = x / (1 + e⁻ˣ) for i in 0..<n (in place allowed).

@@ -75,9 +75,9 @@ public func conv2dWinograd(_ x: Tensor, transformedWeight u: Tensor, bias: Tenso
     let th = (h + 1) / 2, tw = (w + 1) / 2, perImage = th * tw, tiles = n * perImage
     let y = Tensor(uninitialized: [n, o, h, w])
     let band = max(1, min(tiles, maxWinogradFloats / (16 * max(c, o))))
-    let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * c * band)
-    let m = UnsafeMutablePointer<Float>.allocate(capacity: 16 * o * band)
-    defer { v.deallocate(); m.deallocate() }
+    let v = allocateScratch(16 * c * band)
+    let m = allocateScratch(16 * o * band)
+    defer { freeScratch(v, 16 * c * band); freeScratch(m, 16 * o * band) }
     let px = x.data, py = y.data, pu = u.data, pb = bias?.data
     var p0 = 0
     while p0 < tiles {
