@@ -343,3 +343,32 @@ final class OpsTests: XCTestCase {
         XCTAssertEqual(variance(x), 3.5)
     }
 }
+
+/// Large blocks freed by tensors are reused for tensors of the same size; a zero-filled tensor on
+/// a reused block is still all zeros, and the cache never holds more than its capacity.
+final class BlockCacheTests: XCTestCase {
+    func testReusedBlocksAreZeroedWhenAskedAndCapped() {
+        let count = (BlockCache.minimumBytes / MemoryLayout<Float>.stride) * 3 + 5
+        var first: Tensor? = Tensor(uninitialized: [count])
+        let address = first!.data
+        for i in 0..<count { first!.data[i] = 7 }
+        first = nil
+        let zeros = Tensor(zeros: [count])
+        XCTAssertEqual(zeros.data, address, "the freed block of the same size is reused")
+        XCTAssertTrue((0..<count).allSatisfy { zeros.data[$0] == 0 }, "a reused block is cleared for zeros")
+
+        // Scratch memory goes through the same cache.
+        let s = allocateScratch(count)
+        freeScratch(s, count)
+        XCTAssertEqual(allocateScratch(count), s)
+        freeScratch(s, count)
+
+        // Many distinct large sizes: the cache keeps at most its capacity.
+        let big = BlockCache.capacityBytes / 4 / MemoryLayout<Float>.stride
+        for i in 0..<8 { _ = Tensor(uninitialized: [big + i]) }
+        XCTAssertLessThanOrEqual(BlockCache.keptBytes, BlockCache.capacityBytes)
+        XCTAssertGreaterThan(BlockCache.keptBytes, 0)
+        BlockCache.drain()
+        XCTAssertEqual(BlockCache.keptBytes, 0)
+    }
+}
