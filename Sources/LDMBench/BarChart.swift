@@ -1,13 +1,22 @@
-// A small bar chart drawn into an RGB image, for benchmark reports: groups of bars on a log10 scale,
-// labelled with a built-in 5×7 bitmap font (digits, capital letters and a few signs; lower-case
-// letters are drawn as capitals). Written by PNGImage (LDMIO).
+// A small bar chart drawn into an RGB image, for benchmark reports: groups of bars on a log10 scale
+// (the default) or a linear one, labelled with a built-in 5×7 bitmap font (digits, capital letters
+// and a few signs; lower-case letters are drawn as capitals). Written by PNGImage (LDMIO).
 
 import Foundation
 import LDMIO
 
-/// Groups of bars on a logarithmic value axis.
+/// Groups of bars on a logarithmic (default) or linear value axis.
 public struct BarChart {
-    /// One bar: its value (> 0), colour series and whether it is drawn hatched (an estimate).
+    /// How values map to bar heights.
+    public enum Axis: Sendable, Equatable {
+        /// Powers of ten, over the whole decades around the values; bars must be > 0.
+        case log10
+        /// Linear from `range.lowerBound` (the baseline) to `range.upperBound`, with a grid line
+        /// every `tick`; values outside the range are clipped to it.
+        case linear(ClosedRange<Double>, tick: Double)
+    }
+
+    /// One bar: its value (> 0 on the log axis), colour series and whether it is drawn hatched (an estimate).
     public struct Bar {
         public var value: Double
         public var series: Int
@@ -31,9 +40,12 @@ public struct BarChart {
     public var groups: [Group]
     /// Legend line explaining hatched bars (none when empty).
     public var hatchNote: String
+    /// The value axis.
+    public var axis: Axis
 
-    public init(title: String, unit: String, series: [String], groups: [Group], hatchNote: String = "") {
+    public init(title: String, unit: String, series: [String], groups: [Group], hatchNote: String = "", axis: Axis = .log10) {
         self.title = title; self.unit = unit; self.series = series; self.groups = groups; self.hatchNote = hatchNote
+        self.axis = axis
     }
 
     static let palette: [(UInt8, UInt8, UInt8)] = [(46, 110, 190), (226, 120, 40), (60, 160, 80), (170, 60, 160)]
@@ -48,12 +60,27 @@ public struct BarChart {
         let width = max(left + plotWidth + right, left + Canvas.textWidth(title, scale: 2) + right, 320)
         var canvas = Canvas(width: width, height: top + plotHeight + bottom)
 
-        // Axis range: whole decades around the values.
-        let values = groups.flatMap(\.bars).map(\.value).filter { $0 > 0 && $0.isFinite }
-        let lo = floor(log10(values.min() ?? 1)), hi = max(ceil(log10(values.max() ?? 10)), lo + 1)
+        // Where a value sits between the baseline (0) and the top (1), and the grid lines with their labels.
+        let position: (Double) -> Double
+        let grid: [(value: Double, label: String)]
+        switch axis {
+        case .log10:
+            // Whole decades around the values.
+            let values = groups.flatMap(\.bars).map(\.value).filter { $0 > 0 && $0.isFinite }
+            let lo = floor(log10(values.min() ?? 1)), hi = max(ceil(log10(values.max() ?? 10)), lo + 1)
+            position = { v in (log10(max(v, pow(10, lo))) - lo) / (hi - lo) }
+            grid = (Int(lo)...Int(hi)).map { e in (pow(10, Double(e)), Self.decade(e) + unit) }
+        case let .linear(range, tick):
+            let span = range.upperBound - range.lowerBound
+            position = { v in span > 0 ? min(max((v - range.lowerBound) / span, 0), 1) : 0 }
+            let ticks = tick > 0 ? Int((span / tick * (1 + 1e-9)).rounded(.down)) : 0
+            grid = (0...ticks).map { i in
+                let v = range.lowerBound + Double(i) * tick
+                return (v, String(format: "%g", v) + unit)
+            }
+        }
         func y(_ v: Double) -> Int {
-            let f = (log10(max(v, pow(10, lo))) - lo) / (hi - lo)
-            return top + plotHeight - Int((f * Double(plotHeight)).rounded())
+            top + plotHeight - Int((position(v) * Double(plotHeight)).rounded())
         }
         canvas.text(title, x: left, y: 10, scale: 2)
         // Legend.
@@ -68,11 +95,10 @@ public struct BarChart {
             canvas.hatch(x: lx, y: 34, width: 10, height: 10)
             canvas.text(hatchNote, x: lx + 14, y: 36)
         }
-        // Decade grid lines and labels.
-        for e in Int(lo)...Int(hi) {
-            let gy = y(pow(10, Double(e)))
+        // Grid lines (decades on the log axis) and their labels.
+        for (value, label) in grid {
+            let gy = y(value)
             canvas.fill(x: left, y: gy, width: plotWidth, height: 1, colour: (215, 215, 215))
-            let label = Self.decade(e) + unit
             canvas.text(label, x: left - 6 - Canvas.textWidth(label), y: gy - 3)
         }
         canvas.fill(x: left, y: top, width: 1, height: plotHeight + 1, colour: (0, 0, 0))

@@ -1,17 +1,43 @@
 // Prompt-adherence accounting for the Shapes world: how many images the analyser judged to match
-// their caption, per caption form and overall.
+// their caption, per caption form and overall; and one `ldm eval` run's settings and figures as the
+// JSON file `ldm eval --json` writes.
 
+import Foundation
+import LDMModels
 import LDMTraining
 
 /// Counts correct judgements per caption form and prints them as a table.
 public struct ShapesEvaluation: Sendable, CustomStringConvertible {
-    /// Correct and total judgements of one caption form.
-    public struct Tally: Sendable, Hashable {
+    /// Correct and total judgements of one caption form. In JSON `{"correct", "total", "accuracy"}`,
+    /// accuracy null when nothing was recorded (it is recomputed, not read, when decoding).
+    public struct Tally: Sendable, Hashable, Codable {
         public var correct = 0
         public var total = 0
 
+        public init(correct: Int = 0, total: Int = 0) { self.correct = correct; self.total = total }
+
         /// correct / total, or nil when nothing was recorded.
         public var accuracy: Double? { total == 0 ? nil : Double(correct) / Double(total) }
+
+        /// Both tallies together.
+        public static func + (a: Tally, b: Tally) -> Tally { Tally(correct: a.correct + b.correct, total: a.total + b.total) }
+
+        enum CodingKeys: String, CodingKey { case correct, total, accuracy }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(correct: try c.decode(Int.self, forKey: .correct), total: try c.decode(Int.self, forKey: .total))
+            if correct < 0 || correct > total {
+                throw DecodingError.dataCorruptedError(forKey: .correct, in: c, debugDescription: "correct \(correct) of total \(total)")
+            }
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(correct, forKey: .correct)
+            try c.encode(total, forKey: .total)
+            try c.encode(accuracy, forKey: .accuracy) // null when total is 0
+        }
     }
 
     /// The tallies by caption form.
@@ -102,5 +128,127 @@ public struct ShapesEvaluation: Sendable, CustomStringConvertible {
     private static func percent(_ value: Double) -> String {
         let tenths = Int((value * 1000).rounded())
         return "\(tenths / 10).\(tenths % 10)%"
+    }
+}
+
+/// One `ldm eval` run as `ldm eval --json` writes it: the settings, the figures its tables print,
+/// and how long sampling took. Keys are snake_case (`images_per_prompt`, `seconds_per_image`).
+public struct ShapesEvaluationResult: Codable, Sendable, Equatable {
+    /// The model folder evaluated.
+    public var model: String
+    /// The prompt file, as given.
+    public var prompts: String
+    /// Images generated per prompt (one batch per prompt).
+    public var imagesPerPrompt: Int
+    /// Denoising steps.
+    public var steps: Int
+    /// Classifier-free guidance scale.
+    public var guidance: Float
+    /// The sampler that ran, as the PNG `parameters` name it ("DPM++ 2M").
+    public var sampler: String
+    /// Seed of the first prompt (prompt i used seed + i).
+    public var seed: UInt64
+    /// Judgements per caption form, keyed by the form's name in the table (`CaptionForm.description`,
+    /// "color shape"); every form the table lists, with total 0 for forms the prompts lacked.
+    public var forms: [String: ShapesEvaluation.Tally]
+    /// All forms together.
+    public var overall: ShapesEvaluation.Tally
+    /// How often each judged attribute held, keyed by `ShapesAttribute.rawValue`; nil when not computed.
+    public var attributes: [String: ShapesEvaluation.Tally]?
+    /// Images generated and judged.
+    public var images: Int
+    /// Wall-clock seconds spent in generation (text encoding, denoising, decoding), without
+    /// loading the model, judging or writing images.
+    public var generationSeconds: Double
+    /// `generationSeconds / images`.
+    public var secondsPerImage: Double
+
+    enum CodingKeys: String, CodingKey {
+        case model, prompts, steps, guidance, sampler, seed, forms, overall, attributes, images
+        case imagesPerPrompt = "images_per_prompt", generationSeconds = "generation_seconds", secondsPerImage = "seconds_per_image"
+    }
+
+    public init(model: String, prompts: String, imagesPerPrompt: Int, steps: Int, guidance: Float, sampler: String, seed: UInt64,
+                forms: [String: ShapesEvaluation.Tally], overall: ShapesEvaluation.Tally,
+                attributes: [String: ShapesEvaluation.Tally]?, images: Int, generationSeconds: Double) {
+        self.model = model; self.prompts = prompts; self.imagesPerPrompt = imagesPerPrompt; self.steps = steps
+        self.guidance = guidance; self.sampler = sampler; self.seed = seed
+        self.forms = forms; self.overall = overall; self.attributes = attributes
+        self.images = images; self.generationSeconds = generationSeconds
+        secondsPerImage = images > 0 ? generationSeconds / Double(images) : 0
+    }
+
+    /// The figures of `evaluation` (every caption form, and the attributes when any were judged),
+    /// with the run's settings and its generation time over `evaluation.overall.total` images.
+    public init(_ evaluation: ShapesEvaluation, model: String, prompts: String, imagesPerPrompt: Int, steps: Int,
+                guidance: Float, sampler: String, seed: UInt64, generationSeconds: Double) {
+        var forms: [String: ShapesEvaluation.Tally] = [:]
+        for form in CaptionForm.allCases { forms[form.description] = evaluation.tallies[form] ?? .init() }
+        let attributes = Dictionary(uniqueKeysWithValues: evaluation.attributeTallies.map { ($0.key.rawValue, $0.value) })
+        self.init(model: model, prompts: prompts, imagesPerPrompt: imagesPerPrompt, steps: steps, guidance: guidance,
+                  sampler: sampler, seed: seed, forms: forms, overall: evaluation.overall,
+                  attributes: attributes.isEmpty ? nil : attributes, images: evaluation.overall.total,
+                  generationSeconds: generationSeconds)
+    }
+
+    /// Writes the result as pretty, key-sorted JSON, atomically (a temporary file beside `path`, then a rename).
+    public func write(to path: String) throws {
+        do {
+            try saveConfig(self, to: URL(fileURLWithPath: path))
+        } catch {
+            throw EvaluationFileError.unwritable(path: path, reason: Self.reason(error))
+        }
+    }
+
+    /// Reads a file written by `write(to:)`.
+    public static func read(path: String) throws -> ShapesEvaluationResult {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw EvaluationFileError.unreadable(path: path, reason: reason(error))
+        }
+        do {
+            return try JSONDecoder().decode(ShapesEvaluationResult.self, from: data)
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw EvaluationFileError.invalid(path: path, reason: "\"\(key.stringValue)\" missing")
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context),
+                let DecodingError.dataCorrupted(context) {
+            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw EvaluationFileError.invalid(path: path, reason: key.isEmpty ? "not valid JSON" : "bad value for \"\(key)\"")
+        } catch {
+            throw EvaluationFileError.invalid(path: path, reason: "\(error)")
+        }
+    }
+
+    /// A Foundation file error as the C library words it ("No such file or directory"), as PNG errors are.
+    static func reason(_ error: Error) -> String {
+        let ns = error as NSError
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code)))
+        }
+        if ns.domain == NSCocoaErrorDomain {
+            switch CocoaError.Code(rawValue: ns.code) {
+            case .fileReadNoSuchFile, .fileNoSuchFile: return String(cString: strerror(ENOENT))
+            case .fileReadNoPermission, .fileWriteNoPermission: return String(cString: strerror(EACCES))
+            default: break
+            }
+        }
+        return ns.localizedDescription
+    }
+}
+
+/// Errors reading or writing an `ldm eval --json` file.
+public enum EvaluationFileError: Error, CustomStringConvertible, Equatable {
+    case unreadable(path: String, reason: String)
+    case invalid(path: String, reason: String)
+    case unwritable(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .unreadable(path, reason): return "cannot read eval result \(path): \(reason)"
+        case let .invalid(path, reason): return "\(path) is not an `ldm eval --json` file: \(reason)"
+        case let .unwritable(path, reason): return "cannot write \(path): \(reason)"
+        }
     }
 }

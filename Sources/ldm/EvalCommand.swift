@@ -1,5 +1,6 @@
-// `ldm eval --model DIR --prompts FILE`: generate every prompt and score it with the Shapes analyser,
-// printing accuracy per caption form.
+// `ldm eval --model DIR --prompts FILE [--json PATH]`: generate every prompt and score it with the
+// Shapes analyser, printing accuracy per caption form and sampling seconds per image (optionally
+// also as JSON, for `ldm report tradeoff`).
 
 import ArgumentParser
 import Foundation
@@ -21,10 +22,13 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Seed of the first prompt (prompt i uses seed + i).") var seed: UInt64 = 1000
     @Option(help: "Also save every image (with its verdict in the file name) in this folder.") var out: String?
     @Flag(help: "Also print accuracy per attribute.") var attributes = false
+    @Option(help: "Also write the settings, figures and sampling seconds per image as JSON to this path (for `ldm report tradeoff`).")
+    var json: String?
 
     func validate() throws {
         if images < 1 { throw ValidationError("--images must be at least 1") }
         if let sampler, SamplerName(rawValue: sampler) == nil { throw ValidationError("unknown sampler \(sampler)") }
+        if let json { try requireWritableFolder(for: json, option: "--json") } // before a long run, not after it
     }
 
     func run() throws {
@@ -46,15 +50,20 @@ struct EvalCommand: ParsableCommand {
         var evaluation = ShapesEvaluation()
         let progress = ProgressReporter(label: "eval")
         let start = Date()
+        var generationSeconds = 0.0 // the pipeline's calls only: no loading, judging or writing
+        let steps = steps ?? defaults.steps ?? 20, guidance = guidance ?? defaults.guidance ?? 7.5
+        let samplerName = (sampler ?? defaults.sampler).flatMap(SamplerName.init(rawValue:))
         if let out { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
         for (i, (prompt, caption)) in parsed.enumerated() {
             var r = GenerationRequest(prompt: prompt)
-            r.steps = steps ?? defaults.steps ?? 20
-            r.guidance = guidance ?? defaults.guidance ?? 7.5
-            r.sampler = (sampler ?? defaults.sampler).flatMap(SamplerName.init(rawValue:))
+            r.steps = steps
+            r.guidance = guidance
+            r.sampler = samplerName
             r.seed = seed + UInt64(i)
             r.batch = images
+            let t0 = DispatchTime.now().uptimeNanoseconds
             let result = try pipeline.generate(r)
+            generationSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             for k in 0..<images {
                 let png = pngImage(result, index: k)
                 let verdict = analyser.evaluate(RGBImage(png), caption: caption)
@@ -69,8 +78,15 @@ struct EvalCommand: ParsableCommand {
             progress.report(step: i + 1, total: parsed.count, elapsed: Date().timeIntervalSince(start),
                             detail: String(format: "%.0f%% so far", 100 * (evaluation.overall.accuracy ?? 0)), final: i + 1 == parsed.count)
         }
-        print("model \(folder.path), \(images) images per prompt, \(steps ?? defaults.steps ?? 20) steps, guidance \(guidance ?? defaults.guidance ?? 7.5)")
+        let figures = ShapesEvaluationResult(evaluation, model: folder.path, prompts: prompts, imagesPerPrompt: images,
+                                             steps: steps, guidance: guidance,
+                                             sampler: samplerName?.displayName ?? pipeline.folderSamplerLabel, seed: seed,
+                                             generationSeconds: generationSeconds)
+        print("model \(folder.path), \(images) images per prompt, \(steps) steps, guidance \(guidance)")
         evaluation.printTable()
         if attributes { print(evaluation.attributeTable) }
+        print(String(format: "sampling: %.3f s per image (%d images in %.1f s, model loading excluded)",
+                     figures.secondsPerImage, figures.images, figures.generationSeconds))
+        if let json { try figures.write(to: json) }
     }
 }

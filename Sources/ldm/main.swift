@@ -10,7 +10,7 @@ struct LDM: ParsableCommand {
         commandName: "ldm",
         abstract: "Latent-diffusion text-to-image on the CPU: generate, edit, train, measure.",
         subcommands: [Txt2Img.self, Img2Img.self, Inpaint.self, TrainCommand.self, DatasetCommand.self, BenchCommand.self,
-                      TokenizeCommand.self, EvalCommand.self, InspectCommand.self, ImageCommand.self])
+                      TokenizeCommand.self, EvalCommand.self, ReportCommand.self, InspectCommand.self, ImageCommand.self])
 }
 
 /// Prints one error line and exits with status 1 (2 for usage mistakes).
@@ -18,6 +18,17 @@ func fail(_ message: String, code: Int32 = 1) -> Never {
     let oneLine = message.split(whereSeparator: \.isNewline).joined(separator: " ")
     FileHandle.standardError.write("ldm: error: \(oneLine)\n".data(using: .utf8)!)
     exit(code)
+}
+
+/// Throws a usage error unless the folder `path` would be written into exists and is writable, so
+/// a bad output path is reported before any work (and before any other output is written).
+func requireWritableFolder(for path: String, option: String) throws {
+    let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+    var isFolder: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue,
+          FileManager.default.isWritableFile(atPath: folder) else {
+        throw ValidationError("\(option) \(path): no writable folder \(folder)")
+    }
 }
 
 do {
