@@ -25,29 +25,29 @@ struct SmallShapes: ImageCaptionDataset {
     }
 }
 
-final class PixelSpaceTests: XCTestCase {
-    /// The tiny U-Net and text encoder of `TrainingTests.testDiffusionLossFallsAndResumes`.
-    func tinyConfig(steps: Int) -> DiffusionTrainingConfig {
-        var c = DiffusionTrainingConfig()
-        c.blockOutChannels = [8, 16]
-        c.downBlockTypes = ["DownBlock2D", "CrossAttnDownBlock2D"]
-        c.upBlockTypes = ["CrossAttnUpBlock2D", "UpBlock2D"]
-        c.attentionHeads = 2
-        c.normNumGroups = 4
-        c.textHiddenSize = 16
-        c.textLayers = 1
-        c.textHeads = 2
-        c.textIntermediateSize = 32
-        c.maxTokens = 16
-        c.batchSize = 4
-        c.steps = steps
-        c.learningRate = 2e-3
-        c.warmupSteps = 5
-        c.predictionType = "epsilon"
-        c.minSNRGamma = 0
-        return c
-    }
+/// The tiny U-Net and text encoder the diffusion-training tests share (ε-prediction, no min-SNR).
+func tinyDiffusionConfig(steps: Int) -> DiffusionTrainingConfig {
+    var c = DiffusionTrainingConfig()
+    c.blockOutChannels = [8, 16]
+    c.downBlockTypes = ["DownBlock2D", "CrossAttnDownBlock2D"]
+    c.upBlockTypes = ["CrossAttnUpBlock2D", "UpBlock2D"]
+    c.attentionHeads = 2
+    c.normNumGroups = 4
+    c.textHiddenSize = 16
+    c.textLayers = 1
+    c.textHeads = 2
+    c.textIntermediateSize = 32
+    c.maxTokens = 16
+    c.batchSize = 4
+    c.steps = steps
+    c.learningRate = 2e-3
+    c.warmupSteps = 5
+    c.predictionType = "epsilon"
+    c.minSNRGamma = 0
+    return c
+}
 
+final class PixelSpaceTests: XCTestCase {
     func temporary() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("ldm-pixel-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
@@ -57,7 +57,7 @@ final class PixelSpaceTests: XCTestCase {
     func pixelTrainer(steps: Int, root: URL) throws -> DiffusionTrainer {
         let data = SmallShapes(n: 4)
         let captions = try (0..<4).map { try data.sample($0).caption }
-        return try DiffusionTrainer(config: tinyConfig(steps: steps), space: .pixels, dataset: data, captions: captions,
+        return try DiffusionTrainer(config: tinyDiffusionConfig(steps: steps), space: .pixels, dataset: data, captions: captions,
                                     runFolder: root.appendingPathComponent("run"))
     }
 

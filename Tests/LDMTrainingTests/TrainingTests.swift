@@ -103,23 +103,7 @@ final class TrainingTests: XCTestCase {
         var rng = SwiftRandomSource(seed: 9)
         vae.initializeWeights(&rng)
         try saveVAE(vae, to: vaeFolder)
-        var c = DiffusionTrainingConfig()
-        c.blockOutChannels = [8, 16]
-        c.downBlockTypes = ["DownBlock2D", "CrossAttnDownBlock2D"]
-        c.upBlockTypes = ["CrossAttnUpBlock2D", "UpBlock2D"]
-        c.attentionHeads = 2
-        c.normNumGroups = 4
-        c.textHiddenSize = 16
-        c.textLayers = 1
-        c.textHeads = 2
-        c.textIntermediateSize = 32
-        c.maxTokens = 16
-        c.batchSize = 4
-        c.steps = 60
-        c.learningRate = 2e-3
-        c.warmupSteps = 5
-        c.predictionType = "epsilon"
-        c.minSNRGamma = 0
+        var c = tinyDiffusionConfig(steps: 60)
         let data = FixedShapes(n: 4)
         let captions = try (0..<4).map { try data.sample($0).caption }
         let trainer = try DiffusionTrainer(config: c, vaeFolder: vaeFolder, dataset: data, captions: captions,
