@@ -28,6 +28,8 @@ public func randomize(_ m: Module, seed: UInt64) {
 func time(_ name: String, shape: String, parameters: Int, calls: Int, _ body: () throws -> Void) rethrows -> ModelTiming {
     try body() // warm-up (first-touch of buffers)
     MemoryStatistics.resetPeak()
+    OpProfile.reset()
+    defer { if OpProfile.enabled { print(OpProfile.report(title: "\(name), \(calls) calls (LDM_PROFILE)")) } }
     var total = 0.0
     for _ in 0..<calls {
         let t0 = DispatchTime.now().uptimeNanoseconds

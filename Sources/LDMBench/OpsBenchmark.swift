@@ -27,10 +27,15 @@ public func benchmarkOps(quick: Bool = false) -> [BenchRow] {
         let f = 2 * Double(2 * ch * hw * hw * ch * 9) / 1e9
         rows.append(BenchRow(name: "conv2d 3×3 \(ch)→\(ch) at \(hw)×\(hw), batch 2",
                              figures: ["gflops": f / t, "seconds": t, "gflop": f]))
-        if winogradPays(inChannels: ch, outChannels: ch, kernel: 3, stride: 1, padding: 1, batch: 2, height: hw, width: hw) {
-            let tw = bestTime(repeats: repeats) { _ = conv2dWinograd(x, transformedWeight: winogradWeights(w), bias: bias) }
-            rows.append(BenchRow(name: "  same by Winograd F(2×2,3×3)", figures: ["gflops": f / tw, "seconds": tw, "gflop": f],
-                                 notes: "GFLOP/s of the direct convolution's count; filter transform included"))
+        for tile in [WinogradTile.f2x2, .f4x4] {
+            let name = tile == .f2x2 ? "F(2×2,3×3)" : "F(4×4,3×3)"
+            let kept = tile.filters(w)
+            let tk = bestTime(repeats: repeats) { _ = conv2dWinograd(x, transformedWeight: kept, bias: bias) }
+            let tt = bestTime(repeats: repeats) { _ = tile.filters(w) }
+            rows.append(BenchRow(name: "  same by Winograd \(name)", figures: ["gflops": f / tk, "seconds": tk, "gflop": f],
+                                 notes: "GFLOP/s of the direct convolution's count; filters kept"))
+            rows.append(BenchRow(name: "    filter transform", figures: ["seconds": tt],
+                                 notes: "paid on every call when filters are not kept"))
         }
     }
 

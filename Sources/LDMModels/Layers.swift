@@ -59,17 +59,19 @@ public final class Conv2d: Module {
         if isTraining { input = x; kept = nil }
         let w = weight.value
         let keep = !isTraining && w.count <= Conv2d.maxKeptWeights
-        if winogradPays(inChannels: w.shape[1], outChannels: w.shape[0], kernel: w.shape[2], stride: stride,
-                        padding: padding, batch: x.shape[0], height: x.shape[2], width: x.shape[3], filtersKept: keep) {
-            return conv2dWinograd(x, transformedWeight: keep ? keptFilters() : winogradWeights(w), bias: bias?.value)
+        if let tile = winogradTile(inChannels: w.shape[1], outChannels: w.shape[0], kernel: w.shape[2], stride: stride,
+                                   padding: padding, batch: x.shape[0], height: x.shape[2], width: x.shape[3],
+                                   filtersKept: keep) {
+            return conv2dWinograd(x, transformedWeight: keep ? keptFilters(tile) : tile.filters(w), bias: bias?.value)
         }
         return conv2d(x, weight: w, bias: bias?.value, stride: stride, padding: padding)
     }
 
-    private func keptFilters() -> Tensor {
+    private func keptFilters(_ tile: WinogradTile) -> Tensor {
         let fingerprint = contentFingerprint(weight.value)
-        if let k = kept, k.fingerprint == fingerprint { return k.filters }
-        let u = winogradWeights(weight.value)
+        if let k = kept, k.fingerprint == fingerprint, k.filters.shape[0] == tile.points { return k.filters }
+        kept = nil
+        let u = tile.filters(weight.value)
         kept = (fingerprint, u)
         return u
     }

@@ -85,19 +85,45 @@ final class OpsTests: XCTestCase {
     }
 
     func testWinogradConvolutionMatchesNaiveLoop() {
-        var rng = TestRNG(12)
-        // Odd and even sizes (partial tiles at the right and bottom edges), one pixel, and bands of tiles.
-        for (h, w, band) in [(9, 7, 0), (8, 8, 0), (1, 1, 0), (2, 3, 0), (13, 11, 16 * 6 * 5)] {
-            let x = rng.tensor([2, 5, h, w]), wt = rng.tensor([6, 5, 3, 3]), b = rng.tensor([6])
-            let saved = maxWinogradFloats
-            if band > 0 { maxWinogradFloats = band }
-            let y = conv2dWinograd(x, transformedWeight: winogradWeights(wt), bias: b)
-            maxWinogradFloats = saved
-            assertClose(y, naiveConv(x, wt, b, stride: 1, padding: 1), 1e-5, "\(h)×\(w)")
+        for tile in [WinogradTile.f2x2, .f4x4] {
+            var rng = TestRNG(12)
+            // Sizes that leave partial tiles at the right and bottom edges of either tile, one pixel,
+            // and bands of a few tiles.
+            for (h, w, band) in [(9, 7, 0), (8, 8, 0), (1, 1, 0), (2, 3, 0), (6, 5, 0), (13, 11, tile.points * 6 * 5)] {
+                let x = rng.tensor([2, 5, h, w]), wt = rng.tensor([6, 5, 3, 3]), b = rng.tensor([6])
+                let saved = maxWinogradFloats
+                if band > 0 { maxWinogradFloats = band }
+                let y = conv2dWinograd(x, transformedWeight: tile.filters(wt), bias: b)
+                maxWinogradFloats = saved
+                assertClose(y, naiveConv(x, wt, b, stride: 1, padding: 1), 1e-5, "\(tile) \(h)×\(w)")
+            }
+            let x = rng.tensor([1, 4, 6, 6]), wt = rng.tensor([3, 4, 3, 3])
+            assertClose(conv2dWinograd(x, transformedWeight: tile.filters(wt), bias: nil),
+                        naiveConv(x, wt, nil, stride: 1, padding: 1), 1e-5, "\(tile) no bias")
         }
-        let x = rng.tensor([1, 4, 6, 6]), wt = rng.tensor([3, 4, 3, 3])
-        assertClose(conv2dWinograd(x, transformedWeight: winogradWeights(wt), bias: nil),
-                    naiveConv(x, wt, nil, stride: 1, padding: 1), 1e-5, "no bias")
+        // Many channels: F(4×4)'s larger transform constants stay within float rounding of a long sum.
+        var rng = TestRNG(14)
+        let x = rng.tensor([1, 96, 10, 10]), wt = rng.tensor([8, 96, 3, 3])
+        assertClose(conv2dWinograd(x, transformedWeight: winogradWeights4(wt), bias: nil),
+                    naiveConv(x, wt, nil, stride: 1, padding: 1), 1e-5, "96 channels")
+    }
+
+    func testWinogradTileChoice() {
+        func tile(_ c: Int, _ hw: Int, batch: Int = 2, kept: Bool) -> WinogradTile? {
+            winogradTile(inChannels: c, outChannels: c, kernel: 3, stride: 1, padding: 1, batch: batch,
+                         height: hw, width: hw, filtersKept: kept)
+        }
+        XCTAssertEqual(tile(320, 64, kept: true), .f4x4)
+        XCTAssertEqual(tile(1280, 16, kept: true), .f4x4)  // 32 tiles of 4×4
+        XCTAssertEqual(tile(1280, 8, kept: true), .f2x2)   // 8 tiles of 4×4, 32 of 2×2
+        XCTAssertNil(tile(320, 4, kept: true))             // 8 tiles of 2×2
+        XCTAssertNil(tile(16, 64, kept: true))             // too few channels
+        XCTAssertNil(winogradTile(inChannels: 64, outChannels: 64, kernel: 3, stride: 2, padding: 1, batch: 2,
+                                  height: 64, width: 64))
+        // Filters transformed on every call: more tiles needed to pay for the transform.
+        XCTAssertEqual(tile(640, 32, kept: false), .f2x2)  // 128 tiles of 4×4
+        XCTAssertEqual(tile(128, 16, batch: 32, kept: false), .f4x4)
+        XCTAssertNil(tile(1280, 8, kept: false))           // 32 tiles of 2×2
     }
 
     func testContentFingerprintSeesEveryElement() {

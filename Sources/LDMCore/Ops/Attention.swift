@@ -77,6 +77,7 @@ func queryChunk(_ lq: Int, _ lk: Int) -> Int { max(1, min(lq, maxScoreFloats / m
 /// enough to stay in the core's cache (`scoreBlockFloats`) from QKᵀ through softmax to PV.
 public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, causal: Bool = false,
                       scale: Float? = nil) -> Tensor {
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "attention \(q.shape[1])×\(k.shape[1])") }
     let b = q.shape[0], lq = q.shape[1], lk = k.shape[1], width = q.shape[2]
     precondition(k.shape[0] == b && v.shape[0] == b && k.shape[2] == width && v.shape[1] == lk,
                  "attention shapes q \(q.shape) k \(k.shape) v \(v.shape)")

@@ -99,6 +99,7 @@ func imagesPerGEMM(_ g: Conv2dShape, batch: Int) -> Int {
 
 /// conv2d(x [N, C, H, W], weight [O, C, kh, kw], bias [O]) with equal stride and padding on both axes.
 public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0) -> Tensor {
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "conv2d \(weight.shape[2])×\(weight.shape[3]) im2col") }
     precondition(x.rank == 4 && weight.rank == 4 && weight.shape[1] == x.shape[1],
                  "conv2d: input \(x.shape) for weight \(weight.shape)")
     let g = Conv2dShape(inChannels: x.shape[1], outChannels: weight.shape[0], kernelH: weight.shape[2],

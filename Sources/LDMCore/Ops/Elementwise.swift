@@ -91,6 +91,7 @@ public func reduceBroadcast(_ grad: Tensor, to shape: [Int]) -> Tensor {
 
 /// a += b (same element count), in place.
 public func addInPlace(_ a: Tensor, _ b: Tensor) {
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "add in place") }
     precondition(a.count == b.count, "addInPlace \(a.shape) += \(b.shape)")
     let pa = a.data, pb = b.data
     Parallel.forEachChunk(a.count) { r in for i in r { pa[i] += pb[i] } }
@@ -121,6 +122,7 @@ public protocol BinaryKernel { static func apply(_ a: Float, _ b: Float) -> Floa
 /// K(x) for every element.
 @inline(__always)
 public func map<K: UnaryKernel>(_ x: Tensor, _: K.Type) -> Tensor {
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "map \(K.self)") }
     let out = Tensor(uninitialized: x.shape)
     let px = x.data, po = out.data
     Parallel.forEachChunk(x.count) { r in for i in r { po[i] = K.apply(px[i]) } }
@@ -130,6 +132,7 @@ public func map<K: UnaryKernel>(_ x: Tensor, _: K.Type) -> Tensor {
 /// K(a, b) for pairs of elements of two tensors of the same element count.
 @inline(__always)
 public func zipMap<K: BinaryKernel>(_ a: Tensor, _ b: Tensor, _: K.Type) -> Tensor {
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "zip \(K.self)") }
     precondition(a.count == b.count, "zipMap \(a.shape) with \(b.shape)")
     let out = Tensor(uninitialized: a.shape)
     let pa = a.data, pb = b.data, po = out.data
@@ -140,6 +143,7 @@ public func zipMap<K: BinaryKernel>(_ a: Tensor, _ b: Tensor, _: K.Type) -> Tens
 /// Applies `f` to every element.
 @inline(__always)
 public func map(_ x: Tensor, _ f: (Float) -> Float) -> Tensor {
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "map closure") }
     let out = Tensor(uninitialized: x.shape)
     let px = x.data, po = out.data
     Parallel.forEachChunk(x.count) { r in for i in r { po[i] = f(px[i]) } }
@@ -148,6 +152,7 @@ public func map(_ x: Tensor, _ f: (Float) -> Float) -> Tensor {
 
 /// Adds `bias[c]` to every element of channel c of an [N, C, …] tensor, in place.
 public func addChannelBiasInPlace(_ x: Tensor, _ bias: Tensor) {
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "channel bias") }
     let n = x.shape[0], c = x.shape[1]
     precondition(bias.count == c, "bias of \(bias.count) for \(c) channels")
     let inner = x.count / max(n * c, 1)

@@ -3,6 +3,7 @@
 
 /// y = x · Wᵀ + b for x [..., in], W [out, in], b [out] → y [..., out].
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "linear") }
     let inF = weight.shape[1], outF = weight.shape[0]
     precondition(x.shape.last == inF, "linear: input \(x.shape) for weight \(weight.shape)")
     let rows = inF == 0 ? 0 : x.count / inF
@@ -43,6 +44,7 @@ public func linearBackward(_ dy: Tensor, x: Tensor, weight: Tensor,
 
 /// Batched matrix product: a [B, m, k] · b [B, k, n] → [B, m, n] (optionally transposing either).
 public func batchedMatmul(_ a: Tensor, _ b: Tensor, transA: Bool = false, transB: Bool = false) -> Tensor {
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "batched matmul") }
     precondition(a.rank == 3 && b.rank == 3 && a.shape[0] == b.shape[0], "batchedMatmul \(a.shape) \(b.shape)")
     let batch = a.shape[0]
     let m = transA ? a.shape[2] : a.shape[1], k = transA ? a.shape[1] : a.shape[2]

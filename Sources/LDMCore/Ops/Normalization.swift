@@ -22,6 +22,7 @@ public struct NormCache {
 public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float,
                       fuseSiLU: Bool = false, statistics: NormCache? = nil,
                       cache: UnsafeMutablePointer<NormCache>? = nil) -> Tensor {
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "group norm") }
     let n = x.shape[0], c = x.shape[1]
     precondition(c % groups == 0, "groupNorm: \(c) channels in \(groups) groups")
     let spatial = x.count / max(n * c, 1)
@@ -155,6 +156,7 @@ public func groupNormBackward(_ dy: Tensor, x: Tensor, groups: Int, weight: Tens
 /// LayerNorm over the last dimension of x [..., D]; γ, β of size D.
 public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float,
                       cache: UnsafeMutablePointer<NormCache>? = nil) -> Tensor {
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "layer norm") }
     let d = x.shape.last ?? 1
     let rows = d == 0 ? 0 : x.count / d
     let y = Tensor(uninitialized: x.shape)

@@ -3,6 +3,7 @@
 
 /// Nearest-neighbour 2× upsampling of [N, C, H, W] → [N, C, 2H, 2W].
 public func upsampleNearest2x(_ x: Tensor) -> Tensor {
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "upsample") }
     let nc = x.shape[0] * x.shape[1], h = x.shape[2], w = x.shape[3]
     let y = Tensor(uninitialized: [x.shape[0], x.shape[1], 2 * h, 2 * w])
     let px = x.data, py = y.data
@@ -35,6 +36,7 @@ public func upsampleNearest2xBackward(_ dy: Tensor) -> Tensor {
 
 /// Concatenates tensors along dimension `dim` (all other dimensions equal).
 public func concat(_ parts: [Tensor], dim: Int) -> Tensor {
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "concat") }
     precondition(!parts.isEmpty, "concat of nothing")
     let first = parts[0].shape
     var shape = first
@@ -76,6 +78,7 @@ public func split(_ x: Tensor, sizes: [Int], dim: Int) -> [Tensor] {
 
 /// [N, C, H, W] → [N, H·W, C] (image to tokens).
 public func imageToTokens(_ x: Tensor) -> Tensor {
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "image to tokens") }
     let n = x.shape[0], c = x.shape[1], hw = x.shape[2] * x.shape[3]
     let y = Tensor(uninitialized: [n, hw, c])
     transpose2D(x.data, y.data, batches: n, rows: c, cols: hw)
@@ -84,6 +87,7 @@ public func imageToTokens(_ x: Tensor) -> Tensor {
 
 /// [N, H·W, C] → [N, C, H, W] (tokens to image).
 public func tokensToImage(_ x: Tensor, height: Int, width: Int) -> Tensor {
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "tokens to image") }
     let n = x.shape[0], hw = x.shape[1], c = x.shape[2]
     precondition(hw == height * width, "tokensToImage: \(x.shape) to \(height)×\(width)")
     let y = Tensor(uninitialized: [n, c, height, width])

@@ -16,15 +16,44 @@
 /// Largest transformed block (16 · channels · tiles), in floats, held at once (64 MB).
 nonisolated(unsafe) var maxWinogradFloats = 16 << 20
 
-/// Whether `conv2dWinograd` applies and pays: 3×3, stride 1, padding 1, at least 32 channels in and
-/// out, and enough 2×2 tiles for the 16 products to run at full speed. With the filters transformed
-/// on every call (`filtersKept` false) the transform, which costs about as much as products over
-/// 2·(in + out) tiles, must be paid for too.
+/// The two Winograd algorithms `conv2dWinograd` runs: output tiles of 2×2 from 4×4 inputs (16
+/// products per 4 outputs) or of 4×4 from 6×6 inputs (36 per 16, 4× fewer than direct; filters four
+/// times the weight's size, and a little less exact — the transforms multiply by up to 8 and ⅙).
+public enum WinogradTile: Sendable, Equatable {
+    case f2x2, f4x4
+
+    /// Tile points: 16 or 36.
+    public var points: Int { self == .f2x2 ? 16 : 36 }
+    /// Output tile side: 2 or 4.
+    public var outputSide: Int { self == .f2x2 ? 2 : 4 }
+
+    /// The transformed filters of a [out, in, 3, 3] weight, [points, out, in].
+    public func filters(_ weight: Tensor) -> Tensor {
+        self == .f2x2 ? winogradWeights(weight) : winogradWeights4(weight)
+    }
+}
+
+/// Which Winograd algorithm pays for a convolution, or nil for im2col: 3×3, stride 1, padding 1,
+/// at least 32 channels in and out, and enough tiles. Filter transforms and the products they save
+/// both grow with in · out, so the break-even points are counts of tiles. Measured on SD's shapes
+/// (`ldm bench ops`, 2 cores): with the filters kept, F(4×4) beats F(2×2) from 32 of its tiles and
+/// F(2×2) beats im2col from 32 of its tiles; transformed on every call, the F(2×2) filters (≈ 12 ns
+/// per filter) pay from about 48 tiles, and the F(4×4) ones (≈ 50 ns) beat F(2×2) from about 160.
+public func winogradTile(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int,
+                         batch: Int, height: Int, width: Int, filtersKept: Bool = false) -> WinogradTile? {
+    guard kernel == 3 && stride == 1 && padding == 1 && inChannels >= 32 && outChannels >= 32 else { return nil }
+    let tiles2 = batch * ((height + 1) / 2) * ((width + 1) / 2)
+    let tiles4 = batch * ((height + 3) / 4) * ((width + 3) / 4)
+    if tiles4 >= (filtersKept ? 32 : 160) { return .f4x4 }
+    if tiles2 >= (filtersKept ? 32 : 48) { return .f2x2 }
+    return nil
+}
+
+/// Whether some Winograd algorithm applies and pays (`winogradTile` is not nil).
 public func winogradPays(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int,
                          batch: Int, height: Int, width: Int, filtersKept: Bool = false) -> Bool {
-    guard kernel == 3 && stride == 1 && padding == 1 && inChannels >= 32 && outChannels >= 32 else { return false }
-    let tiles = batch * ((height + 1) / 2) * ((width + 1) / 2)
-    return tiles >= (filtersKept ? 128 : 2 * (inChannels + outChannels))
+    winogradTile(inChannels: inChannels, outChannels: outChannels, kernel: kernel, stride: stride, padding: padding,
+                 batch: batch, height: height, width: width, filtersKept: filtersKept) != nil
 }
 
 /// A 64-bit fingerprint of a tensor's contents (two position-weighted sums of the bit patterns),
@@ -39,119 +68,240 @@ public func contentFingerprint(_ t: Tensor) -> UInt64 {
     return UInt64(a) << 32 | UInt64(b)
 }
 
-/// The transformed filters U = G g Gᵀ of a [out, in, 3, 3] weight, as [16, out, in].
+/// The transformed filters U = G g Gᵀ of a [out, in, 3, 3] weight for F(2×2, 3×3), as [16, out, in].
 public func winogradWeights(_ weight: Tensor) -> Tensor {
-    precondition(weight.rank == 4 && weight.shape[2] == 3 && weight.shape[3] == 3, "winograd: weight \(weight.shape)")
-    let o = weight.shape[0], c = weight.shape[1], plane = o * c
-    let u = Tensor(uninitialized: [16, o, c])
-    let pw = weight.data, pu = u.data
-    Parallel.forEachChunk(plane, cost: 64) { range in
-        for kc in range {
-            let g = pw + kc * 9
-            // t = G g (4×3), column by column
-            let t00 = g[0], t01 = g[1], t02 = g[2]
-            let t10 = 0.5 * (g[0] + g[3] + g[6]), t11 = 0.5 * (g[1] + g[4] + g[7]), t12 = 0.5 * (g[2] + g[5] + g[8])
-            let t20 = 0.5 * (g[0] - g[3] + g[6]), t21 = 0.5 * (g[1] - g[4] + g[7]), t22 = 0.5 * (g[2] - g[5] + g[8])
-            let t30 = g[6], t31 = g[7], t32 = g[8]
-            // U = t Gᵀ (4×4), row by row
-            @inline(__always) func row(_ r: Int, _ a: Float, _ b: Float, _ e: Float) {
-                pu[(4 * r) * plane + kc] = a
-                pu[(4 * r + 1) * plane + kc] = 0.5 * (a + b + e)
-                pu[(4 * r + 2) * plane + kc] = 0.5 * (a - b + e)
-                pu[(4 * r + 3) * plane + kc] = e
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "Winograd filter transform F(2)") }
+    return transformFilters(weight, points: 16) { g, u, ld in
+        // t = G g (4×3), column by column
+        let t00 = g[0], t01 = g[1], t02 = g[2]
+        let t10 = 0.5 * (g[0] + g[3] + g[6]), t11 = 0.5 * (g[1] + g[4] + g[7]), t12 = 0.5 * (g[2] + g[5] + g[8])
+        let t20 = 0.5 * (g[0] - g[3] + g[6]), t21 = 0.5 * (g[1] - g[4] + g[7]), t22 = 0.5 * (g[2] - g[5] + g[8])
+        let t30 = g[6], t31 = g[7], t32 = g[8]
+        // U = t Gᵀ (4×4), row by row
+        @inline(__always) func row(_ r: Int, _ a: Float, _ b: Float, _ e: Float) {
+            u[(4 * r) * ld] = a
+            u[(4 * r + 1) * ld] = 0.5 * (a + b + e)
+            u[(4 * r + 2) * ld] = 0.5 * (a - b + e)
+            u[(4 * r + 3) * ld] = e
+        }
+        row(0, t00, t01, t02); row(1, t10, t11, t12); row(2, t20, t21, t22); row(3, t30, t31, t32)
+    }
+}
+
+/// The transformed filters U = G g Gᵀ of a [out, in, 3, 3] weight for F(4×4, 3×3), as [36, out, in].
+public func winogradWeights4(_ weight: Tensor) -> Tensor {
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "Winograd filter transform F(4)") }
+    return transformFilters(weight, points: 36) { g, u, ld in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 18) { t in
+            let t = t.baseAddress!
+            // t = G g (6×3), column by column
+            for j in 0..<3 {
+                let f = winogradFilterColumn(g[j], g[3 + j], g[6 + j])
+                t[j] = f.0; t[3 + j] = f.1; t[6 + j] = f.2; t[9 + j] = f.3; t[12 + j] = f.4; t[15 + j] = f.5
             }
-            row(0, t00, t01, t02); row(1, t10, t11, t12); row(2, t20, t21, t22); row(3, t30, t31, t32)
+            // U = t Gᵀ (6×6), row by row
+            for r in 0..<6 {
+                let f = winogradFilterColumn(t[3 * r], t[3 * r + 1], t[3 * r + 2])
+                let base = u + 6 * r * ld
+                base[0] = f.0; base[ld] = f.1; base[2 * ld] = f.2
+                base[3 * ld] = f.3; base[4 * ld] = f.4; base[5 * ld] = f.5
+            }
+        }
+    }
+}
+
+/// Applies `transform` (one 3×3 filter → its `points` values at u[ξ · ld]) to every filter of a
+/// [out, in, 3, 3] weight, giving [points, out, in]. Filters go through in runs of 64 written to a
+/// small buffer first, so the output is written in contiguous runs rather than `points` far-apart
+/// floats per filter.
+func transformFilters(_ weight: Tensor, points: Int,
+                      _ transform: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Tensor {
+    precondition(weight.rank == 4 && weight.shape[2] == 3 && weight.shape[3] == 3, "winograd: weight \(weight.shape)")
+    let o = weight.shape[0], c = weight.shape[1], plane = o * c, run = 64
+    let u = Tensor(uninitialized: [points, o, c])
+    let pw = weight.data, pu = u.data
+    Parallel.forEach((plane + run - 1) / run, cost: run * points * 8) { block in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: points * run) { buffer in
+            let buffer = buffer.baseAddress!
+            let k0 = block * run, count = min(run, plane - k0)
+            for i in 0..<count { transform(pw + (k0 + i) * 9, buffer + i, run) }
+            for xi in 0..<points { (pu + xi * plane + k0).update(from: buffer + xi * run, count: count) }
         }
     }
     return u
 }
 
+/// G z for F(4×4, 3×3): the filter taps at the points 0, 1, −1, ½·2, ½·−2 and ∞ (scaled).
+@inline(__always)
+func winogradFilterColumn(_ a: Float, _ b: Float, _ e: Float) -> (Float, Float, Float, Float, Float, Float) {
+    let s = a + e
+    return (0.25 * a, -(s + b) / 6, -(s - b) / 6,
+            a / 24 + b / 12 + e / 6, a / 24 - b / 12 + e / 6, e)
+}
+
+/// Bᵀ z for F(4×4, 3×3) on a column of six inputs.
+@inline(__always)
+func winogradInputColumn(_ z0: Float, _ z1: Float, _ z2: Float, _ z3: Float, _ z4: Float, _ z5: Float)
+    -> (Float, Float, Float, Float, Float, Float) {
+    let a = z4 - 4 * z2, b = z3 - 4 * z1   // rows 1 and 2: a ± b
+    let c = z4 - z2, e = 2 * (z3 - z1)     // rows 3 and 4: c ± e
+    return (4 * z0 - 5 * z2 + z4, a + b, a - b, c + e, c - e, 4 * z1 - 5 * z3 + z5)
+}
+
+/// Aᵀ m for F(4×4, 3×3) on a column of six products.
+@inline(__always)
+func winogradOutputColumn(_ m0: Float, _ m1: Float, _ m2: Float, _ m3: Float, _ m4: Float, _ m5: Float)
+    -> (Float, Float, Float, Float) {
+    let p = m1 + m2, q = m1 - m2, r = m3 + m4, s = m3 - m4
+    return (m0 + p + r, q + 2 * s, p + 4 * r, q + 8 * s + m5)
+}
+
 /// conv2d(x [N, C, H, W]) with a 3×3 kernel, stride 1, padding 1, from the filters transformed by
-/// `winogradWeights` ([16, O, C]) and an optional bias [O] → [N, O, H, W].
+/// `winogradWeights` ([16, O, C], F(2×2, 3×3)) or `winogradWeights4` ([36, O, C], F(4×4, 3×3)) and an
+/// optional bias [O] → [N, O, H, W].
 public func conv2dWinograd(_ x: Tensor, transformedWeight u: Tensor, bias: Tensor?) -> Tensor {
-    precondition(x.rank == 4 && u.rank == 3 && u.shape[0] == 16 && u.shape[2] == x.shape[1],
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "conv2d 3×3 Winograd F(\(u.shape[0] == 36 ? 4 : 2))") }
+    precondition(x.rank == 4 && u.rank == 3 && (u.shape[0] == 16 || u.shape[0] == 36) && u.shape[2] == x.shape[1],
                  "winograd: input \(x.shape) for transformed weight \(u.shape)")
+    let big = u.shape[0] == 36
+    let a = big ? 6 : 4, m = a - 2, points = a * a   // input tile a×a, output tile m×m
     let n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3], o = u.shape[1]
-    let th = (h + 1) / 2, tw = (w + 1) / 2, perImage = th * tw, tiles = n * perImage
+    let th = (h + m - 1) / m, tw = (w + m - 1) / m, perImage = th * tw, tiles = n * perImage
     let y = Tensor(uninitialized: [n, o, h, w])
-    let band = max(1, min(tiles, maxWinogradFloats / (16 * max(c, o))))
-    let v = allocateScratch(16 * c * band)
-    let m = allocateScratch(16 * o * band)
-    defer { freeScratch(v, 16 * c * band); freeScratch(m, 16 * o * band) }
+    let band = max(1, min(tiles, maxWinogradFloats / (points * max(c, o))))
+    let v = allocateScratch(points * c * band)
+    let prod = allocateScratch(points * o * band)
+    defer { freeScratch(v, points * c * band); freeScratch(prod, points * o * band) }
     let px = x.data, py = y.data, pu = u.data, pb = bias?.data
     var p0 = 0
     while p0 < tiles {
         let count = min(band, tiles - p0)
-        // V_ξ[c, p] = (Bᵀ d B)_ξ for the 4×4 input tile of p (zero outside the image).
-        Parallel.forEach(c, cost: count * 16) { ch in
-            var d = [Float](repeating: 0, count: 16)
-            d.withUnsafeMutableBufferPointer { d in
+        // V_ξ[c, p] = (Bᵀ d B)_ξ for the a×a input tile of p (zero outside the image).
+        Parallel.forEach(c, cost: count * points) { ch in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 36) { d in
+                let d = d.baseAddress!
+                let src = px, stride = c * count
                 for q in 0..<count {
                     let p = p0 + q, img = p / perImage, t = p % perImage
-                    let y0 = 2 * (t / tw) - 1, x0 = 2 * (t % tw) - 1
-                    let src = px + (img * c + ch) * h * w
-                    if y0 >= 0 && y0 + 4 <= h && x0 >= 0 && x0 + 4 <= w {
-                        for i in 0..<4 { for j in 0..<4 { d[4 * i + j] = src[(y0 + i) * w + x0 + j] } }
+                    let y0 = m * (t / tw) - 1, x0 = m * (t % tw) - 1
+                    let plane = src + (img * c + ch) * h * w
+                    if y0 >= 0 && y0 + a <= h && x0 >= 0 && x0 + a <= w {
+                        for i in 0..<a { for j in 0..<a { d[a * i + j] = plane[(y0 + i) * w + x0 + j] } }
                     } else {
-                        for i in 0..<4 {
+                        for i in 0..<a {
                             let yy = y0 + i
-                            for j in 0..<4 {
+                            for j in 0..<a {
                                 let xx = x0 + j
-                                d[4 * i + j] = yy >= 0 && yy < h && xx >= 0 && xx < w ? src[yy * w + xx] : 0
+                                d[a * i + j] = yy >= 0 && yy < h && xx >= 0 && xx < w ? plane[yy * w + xx] : 0
                             }
                         }
                     }
-                    // rows: Bᵀ d
-                    let base = v + ch * count + q, stride = c * count
-                    for r in 0..<4 {
-                        // row r of Bᵀ d
-                        let a0: Float, a1: Float, a2: Float, a3: Float
-                        switch r {
-                        case 0: a0 = d[0] - d[8]; a1 = d[1] - d[9]; a2 = d[2] - d[10]; a3 = d[3] - d[11]
-                        case 1: a0 = d[4] + d[8]; a1 = d[5] + d[9]; a2 = d[6] + d[10]; a3 = d[7] + d[11]
-                        case 2: a0 = d[8] - d[4]; a1 = d[9] - d[5]; a2 = d[10] - d[6]; a3 = d[11] - d[7]
-                        default: a0 = d[4] - d[12]; a1 = d[5] - d[13]; a2 = d[6] - d[14]; a3 = d[7] - d[15]
-                        }
-                        // times B
-                        base[(4 * r) * stride] = a0 - a2
-                        base[(4 * r + 1) * stride] = a1 + a2
-                        base[(4 * r + 2) * stride] = a2 - a1
-                        base[(4 * r + 3) * stride] = a1 - a3
+                    let base = v + ch * count + q
+                    if big {
+                        winogradInputTile6(d, base, stride)
+                    } else {
+                        winogradInputTile4(d, base, stride)
                     }
                 }
             }
         }
-        // M_ξ = U_ξ V_ξ: 16 products [O × C] · [C × count], shared out whole over the cores.
-        Parallel.forEach(16, cost: o * c * count) { xi in
+        // M_ξ = U_ξ V_ξ: one product [O × C] · [C × count] per tile point, shared out whole over the cores.
+        Parallel.forEach(points, cost: o * c * count) { xi in
             BLAS.gemm(m: o, n: count, k: c, a: pu + xi * o * c, lda: c, b: v + xi * c * count, ldb: count,
-                      c: m + xi * o * count, ldc: count)
+                      c: prod + xi * o * count, ldc: count)
         }
         // Y = Aᵀ M A for every output channel and tile, plus bias.
-        Parallel.forEach(o, cost: count * 16) { k in
-            let bk = pb?[k] ?? 0
-            let stride = o * count
-            for q in 0..<count {
-                let src = m + k * count + q
-                @inline(__always) func at(_ xi: Int) -> Float { src[xi * stride] }
-                // s = Aᵀ m (2×4)
-                let s00 = at(0) + at(4) + at(8), s01 = at(1) + at(5) + at(9)
-                let s02 = at(2) + at(6) + at(10), s03 = at(3) + at(7) + at(11)
-                let s10 = at(4) - at(8) - at(12), s11 = at(5) - at(9) - at(13)
-                let s12 = at(6) - at(10) - at(14), s13 = at(7) - at(11) - at(15)
-                let p = p0 + q, img = p / perImage, t = p % perImage
-                let oy = 2 * (t / tw), ox = 2 * (t % tw)
-                let dst = py + (img * o + k) * h * w
-                let y00 = s00 + s01 + s02 + bk, y01 = s01 - s02 - s03 + bk
-                let y10 = s10 + s11 + s12 + bk, y11 = s11 - s12 - s13 + bk
-                dst[oy * w + ox] = y00
-                if ox + 1 < w { dst[oy * w + ox + 1] = y01 }
-                if oy + 1 < h {
-                    dst[(oy + 1) * w + ox] = y10
-                    if ox + 1 < w { dst[(oy + 1) * w + ox + 1] = y11 }
+        Parallel.forEach(o, cost: count * points) { k in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { out in
+                let out = out.baseAddress!
+                let bk = pb?[k] ?? 0
+                for q in 0..<count {
+                    let src = prod + k * count + q
+                    if big {
+                        winogradOutputTile6(src, o * count, out)
+                    } else {
+                        winogradOutputTile4(src, o * count, out)
+                    }
+                    let p = p0 + q, img = p / perImage, t = p % perImage
+                    let oy = m * (t / tw), ox = m * (t % tw)
+                    let dst = py + (img * o + k) * h * w
+                    let rows = min(m, h - oy), cols = min(m, w - ox)
+                    for i in 0..<rows { for j in 0..<cols { dst[(oy + i) * w + ox + j] = out[m * i + j] + bk } }
                 }
             }
         }
         p0 += count
     }
     return y
+}
+
+/// Writes Bᵀ d B of a 4×4 tile d (row-major) to base[ξ · stride], ξ = 0..<16 (F(2×2, 3×3)).
+@inline(__always)
+func winogradInputTile4(_ d: UnsafePointer<Float>, _ base: UnsafeMutablePointer<Float>, _ stride: Int) {
+    for r in 0..<4 {
+        // row r of Bᵀ d
+        let a0: Float, a1: Float, a2: Float, a3: Float
+        switch r {
+        case 0: a0 = d[0] - d[8]; a1 = d[1] - d[9]; a2 = d[2] - d[10]; a3 = d[3] - d[11]
+        case 1: a0 = d[4] + d[8]; a1 = d[5] + d[9]; a2 = d[6] + d[10]; a3 = d[7] + d[11]
+        case 2: a0 = d[8] - d[4]; a1 = d[9] - d[5]; a2 = d[10] - d[6]; a3 = d[11] - d[7]
+        default: a0 = d[4] - d[12]; a1 = d[5] - d[13]; a2 = d[6] - d[14]; a3 = d[7] - d[15]
+        }
+        // times B
+        base[(4 * r) * stride] = a0 - a2
+        base[(4 * r + 1) * stride] = a1 + a2
+        base[(4 * r + 2) * stride] = a2 - a1
+        base[(4 * r + 3) * stride] = a1 - a3
+    }
+}
+
+/// Writes Bᵀ d B of a 6×6 tile d (row-major, overwritten) to base[ξ · stride], ξ = 0..<36 (F(4×4, 3×3)).
+@inline(__always)
+func winogradInputTile6(_ d: UnsafeMutablePointer<Float>, _ base: UnsafeMutablePointer<Float>, _ stride: Int) {
+    // Bᵀ d, column by column, in place
+    for j in 0..<6 {
+        let r = winogradInputColumn(d[j], d[6 + j], d[12 + j], d[18 + j], d[24 + j], d[30 + j])
+        d[j] = r.0; d[6 + j] = r.1; d[12 + j] = r.2; d[18 + j] = r.3; d[24 + j] = r.4; d[30 + j] = r.5
+    }
+    // (Bᵀ d) B, row by row
+    for i in 0..<6 {
+        let row = d + 6 * i
+        let r = winogradInputColumn(row[0], row[1], row[2], row[3], row[4], row[5])
+        let dst = base + 6 * i * stride
+        dst[0] = r.0; dst[stride] = r.1; dst[2 * stride] = r.2
+        dst[3 * stride] = r.3; dst[4 * stride] = r.4; dst[5 * stride] = r.5
+    }
+}
+
+/// out (2×2, row-major) = Aᵀ M A of the 4×4 products src[ξ · stride] (F(2×2, 3×3)).
+@inline(__always)
+func winogradOutputTile4(_ src: UnsafePointer<Float>, _ stride: Int, _ out: UnsafeMutablePointer<Float>) {
+    @inline(__always) func at(_ xi: Int) -> Float { src[xi * stride] }
+    // s = Aᵀ m (2×4)
+    let s00 = at(0) + at(4) + at(8), s01 = at(1) + at(5) + at(9)
+    let s02 = at(2) + at(6) + at(10), s03 = at(3) + at(7) + at(11)
+    let s10 = at(4) - at(8) - at(12), s11 = at(5) - at(9) - at(13)
+    let s12 = at(6) - at(10) - at(14), s13 = at(7) - at(11) - at(15)
+    out[0] = s00 + s01 + s02; out[1] = s01 - s02 - s03
+    out[2] = s10 + s11 + s12; out[3] = s11 - s12 - s13
+}
+
+/// out (4×4, row-major) = Aᵀ M A of the 6×6 products src[ξ · stride] (F(4×4, 3×3)).
+@inline(__always)
+func winogradOutputTile6(_ src: UnsafePointer<Float>, _ stride: Int, _ out: UnsafeMutablePointer<Float>) {
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 24) { s in
+        let s = s.baseAddress!
+        // s = Aᵀ M (4×6), column by column
+        for j in 0..<6 {
+            let r = winogradOutputColumn(src[j * stride], src[(6 + j) * stride], src[(12 + j) * stride],
+                                         src[(18 + j) * stride], src[(24 + j) * stride], src[(30 + j) * stride])
+            s[j] = r.0; s[6 + j] = r.1; s[12 + j] = r.2; s[18 + j] = r.3
+        }
+        // out = s A (4×4), row by row
+        for i in 0..<4 {
+            let row = s + 6 * i
+            let r = winogradOutputColumn(row[0], row[1], row[2], row[3], row[4], row[5])
+            out[4 * i] = r.0; out[4 * i + 1] = r.1; out[4 * i + 2] = r.2; out[4 * i + 3] = r.3
+        }
+    }
 }
