@@ -47,6 +47,38 @@ public func benchmarkOps(quick: Bool = false) -> [BenchRow] {
     rows.append(BenchRow(name: "attention \(tokens) tokens, \(heads)×\(dh), batch 2",
                          figures: ["gflops": fa / ta, "seconds": ta, "gflop": fa],
                          notes: "QKᵀ and PV products counted; softmax not"))
+    // Its parts, as each core runs them: one job's products and softmax, on both cores at once.
+    let jobRows = max(1, min(tokens, scoreBlockFloats / tokens)), jobs = 8
+    let width = heads * dh
+    func perCore(_ body: @escaping (UnsafeMutablePointer<Float>) -> Void) -> Double {
+        bestTime(repeats: repeats) {
+            Parallel.forEach(2, cost: Parallel.minimumParallelWork) { _ in
+                let scores = UnsafeMutablePointer<Float>.allocate(capacity: jobRows * tokens)
+                for i in 0..<jobRows * tokens { scores[i] = Float(i % 97) * 0.01 }
+                for _ in 0..<jobs { body(scores) }
+                scores.deallocate()
+            }
+        }
+    }
+    let fj = 2 * 2 * Double(jobs * jobRows * tokens * dh) / 1e9
+    let tq = perCore { s in
+        BLAS.gemm(transB: true, m: jobRows, n: tokens, k: dh, a: q.data, lda: width, b: k.data, ldb: width, c: s, ldc: tokens)
+    }
+    rows.append(BenchRow(name: "  QKᵀ, \(jobRows)×\(tokens)×\(dh) per job", figures: ["gflops": fj / tq, "seconds": tq, "gflop": fj],
+                         notes: "\(jobs) jobs on each core"))
+    let tp = perCore { s in
+        BLAS.gemm(m: jobRows, n: dh, k: tokens, a: s, lda: tokens, b: v.data, ldb: width, c: q.data, ldc: width)
+    }
+    rows.append(BenchRow(name: "  PV, \(jobRows)×\(dh)×\(tokens) per job", figures: ["gflops": fj / tp, "seconds": tp, "gflop": fj],
+                         notes: "\(jobs) jobs on each core"))
+    let ts = perCore { s in
+        for r in 0..<jobRows {
+            let row = s + r * tokens
+            _ = expShiftedInPlace(row, tokens, shift: rowMaximum(row, tokens))
+        }
+    }
+    rows.append(BenchRow(name: "  softmax, \(jobRows)×\(tokens) per job", figures: ["seconds": ts],
+                         notes: String(format: "%.2f ns per score on each core", ts / Double(jobs * jobRows * tokens) * 1e9)))
     let ceiling = rows[0].figures["gflops"]!
     for i in rows.indices { rows[i].figures["of_sgemm"] = rows[i].figures["gflops"]! / ceiling }
     return rows

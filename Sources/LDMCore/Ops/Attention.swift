@@ -14,7 +14,7 @@ nonisolated(unsafe) var maxScoreFloats = 4 << 20
 /// Score block of one forward attention job (4 MB). Each job's products repack K and V, so blocks
 /// of many query rows pay for that; measured on SD's 4096-token attention (8 heads of 40, 2 cores):
 /// 62 GFLOP/s with 64 K floats, 83 with 256 K, 87 with 1 M and 2 M, 79 with 4 M.
-let scoreBlockFloats = 1 << 20
+nonisolated(unsafe) public var scoreBlockFloats = 1 << 20
 
 /// Softmax over the last dimension.
 public func softmax(_ x: Tensor) -> Tensor {
@@ -38,7 +38,7 @@ func softmaxRow(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
 
 /// max p[0..<n] (−∞ when empty), eight lanes at a time.
 @inline(__always)
-func rowMaximum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+public func rowMaximum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
     var lanes = SIMD8<Float>(repeating: -.infinity)
     var j = 0
     while j + 8 <= n {
@@ -95,23 +95,39 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, causal: Bool 
     Parallel.forEach(workers, cost: Parallel.minimumParallelWork) { w in
         let scores = allocateScratch(rowsPerJob * max(lk, 1))
         defer { freeScratch(scores, rowsPerJob * max(lk, 1)) }
-        var job = w
-        while job < jobs {
-            let block = job % blocks, h = (job / blocks) % heads, bi = job / (blocks * heads)
-            let q0 = block * rowsPerJob, rows = min(rowsPerJob, lq - q0)
-            BLAS.gemm(transB: true, m: rows, n: lk, k: d, alpha: alpha, a: qd + (bi * lq + q0) * width + h * d,
-                      lda: width, b: kd + bi * lk * width + h * d, ldb: width, c: scores, ldc: lk)
-            for r in 0..<rows {
-                let row = scores + r * lk
-                if causal {
-                    let last = q0 + r
-                    if last + 1 < lk { (row + last + 1).update(repeating: -.infinity, count: lk - last - 1) }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: rowsPerJob) { inverseSums in
+            let inverseSums = inverseSums.baseAddress!
+            var job = w
+            while job < jobs {
+                let block = job % blocks, h = (job / blocks) % heads, bi = job / (blocks * heads)
+                let q0 = block * rowsPerJob, rows = min(rowsPerJob, lq - q0)
+                BLAS.gemm(transB: true, m: rows, n: lk, k: d, alpha: alpha, a: qd + (bi * lq + q0) * width + h * d,
+                          lda: width, b: kd + bi * lk * width + h * d, ldb: width, c: scores, ldc: lk)
+                // Unnormalised probabilities exp(s − max); each output row is divided by its sum after
+                // the product, which saves a pass over the scores.
+                for r in 0..<rows {
+                    let row = scores + r * lk
+                    if causal {
+                        let last = q0 + r
+                        if last + 1 < lk { (row + last + 1).update(repeating: -.infinity, count: lk - last - 1) }
+                    }
+                    let m = rowMaximum(row, lk)
+                    if m == -Float.infinity {
+                        row.update(repeating: 0, count: lk)
+                        inverseSums[r] = 0
+                    } else {
+                        inverseSums[r] = 1 / expShiftedInPlace(row, lk, shift: m)
+                    }
                 }
-                softmaxRow(row, lk)
+                let o = od + (bi * lq + q0) * vWidth + h * dv
+                BLAS.gemm(m: rows, n: dv, k: lk, a: scores, lda: lk, b: vd + bi * lk * vWidth + h * dv,
+                          ldb: vWidth, c: o, ldc: vWidth)
+                for r in 0..<rows {
+                    let s = inverseSums[r], row = o + r * vWidth
+                    for j in 0..<dv { row[j] *= s }
+                }
+                job += workers
             }
-            BLAS.gemm(m: rows, n: dv, k: lk, a: scores, lda: lk, b: vd + bi * lk * vWidth + h * dv,
-                      ldb: vWidth, c: od + (bi * lq + q0) * vWidth + h * dv, ldc: vWidth)
-            job += workers
         }
     }
     return out

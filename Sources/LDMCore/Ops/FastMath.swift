@@ -14,19 +14,20 @@ import Foundation
 public func fastExp(_ x: Float) -> Float {
     let c = min(max(x, -87.3), 88.3)
     let n = (c * 1.44269504088896341).rounded(.toNearestOrEven)
-    let r = (c - n * 0.693359375) + n * 2.12194440e-4
+    let r = c.addingProduct(n, -0.693359375).addingProduct(n, 2.12194440e-4)
+    // Fused multiply-adds (one rounding each, and one instruction per term once vectorised).
     var p: Float = 1.0 / 720
-    p = p * r + 1.0 / 120
-    p = p * r + 1.0 / 24
-    p = p * r + 1.0 / 6
-    p = p * r + 0.5
-    p = p * r * r + r + 1
+    p = (1.0 / 120 as Float).addingProduct(p, r)
+    p = (1.0 / 24 as Float).addingProduct(p, r)
+    p = (1.0 / 6 as Float).addingProduct(p, r)
+    p = (0.5 as Float).addingProduct(p, r)
+    p = (r + 1).addingProduct(p, r * r)
     return p * Float(bitPattern: UInt32(bitPattern: Int32(n) &+ 127) &<< 23)
 }
 
 /// p[i] = exp(p[i] − shift) for i in 0..<n; returns Σ p[i].
 @inline(__always)
-func expShiftedInPlace(_ p: UnsafeMutablePointer<Float>, _ n: Int, shift: Float) -> Float {
+public func expShiftedInPlace(_ p: UnsafeMutablePointer<Float>, _ n: Int, shift: Float) -> Float {
     for i in 0..<n { p[i] = fastExp(p[i] - shift) }
     var lanes = SIMD8<Float>(repeating: 0)
     var i = 0
