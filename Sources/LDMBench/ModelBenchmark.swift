@@ -1,9 +1,10 @@
-// `ldm bench unet | vae | text`: seconds per call and peak memory of one network, from a model folder
-// or from a known architecture with random weights.
+// `ldm bench unet | vae | text | image`: seconds per call and peak memory of one network (or of a whole
+// image), from a model folder or from a known architecture with random weights.
 
 import Foundation
 import LDMCore
 import LDMModels
+import LDMDiffusion
 
 /// Result of timing one network call.
 public struct ModelTiming: Codable, Sendable {
@@ -80,6 +81,42 @@ public func benchmarkText(_ model: CLIPTextModel, batch: Int, calls: Int) throws
     return try time("text encoder", shape: "\(batch)×\(l) tokens", parameters: model.parameterCount, calls: calls) {
         _ = try model(ids)
     }
+}
+
+/// Times one whole image as a user makes it, once, without a warm-up (a first image is what users
+/// wait for): the text encoder on a prompt and a negative prompt (2 × 77 tokens), `steps` guided
+/// DPM++ 2M steps (one U-Net call on a batch of 2 each), the VAE decode. The latent is
+/// `size / 8` square, as for Stable Diffusion.
+public func benchmarkImage(text: CLIPTextModel, unet: UNet2DConditionModel, vae: AutoencoderKL,
+                           size: Int, steps: Int, guidance: Float,
+                           progress: (Int, Int) -> Void = { _, _ in }) throws -> ModelTiming {
+    var config = DPMSolverMultistepSchedulerConfig()
+    config.betaStart = 0.00085
+    config.betaEnd = 0.012
+    config.betaSchedule = .scaledLinear
+    var scheduler = try DPMSolverMultistepScheduler(config: config)
+    var random: any RandomSource = SwiftRandomSource(seed: 0)
+    let l = text.config.maxPositionEmbeddings, vocabulary = text.config.vocabSize
+    let ids = (0..<2).map { b in (0..<l).map { Int32(($0 * 7 + b) % vocabulary) } }
+    let side = size / vae.config.downsamplingFactor, channels = unet.config.inChannels
+    MemoryStatistics.resetPeak()
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    let context = try text(ids).lastHiddenState
+    try scheduler.setTimesteps(steps)
+    var latents = Tensor(shape: [1, channels, side, side], random.normal(count: channels * side * side))
+    for (i, t) in scheduler.timesteps.enumerated() {
+        let x = scheduler.scaleModelInput(concat([latents, latents], dim: 0), timestep: t)
+        let parts = split(unet(x, timesteps: [t, t], context: context), sizes: [1, 1], dim: 0)
+        let eps = zipMap(parts[0], parts[1]) { u, c in u + guidance * (c - u) }
+        latents = scheduler.step(output: eps, timestep: t, sample: latents, random: &random)
+        progress(i + 1, steps)
+    }
+    _ = vae.decode(scale(latents, 1 / vae.config.scalingFactor))
+    let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+    return ModelTiming(network: "image", shape: "\(size)×\(size), \(steps) DPM++ 2M steps, guidance \(guidance)",
+                       parameters: text.parameterCount + unet.parameterCount + vae.decoder.parameterCount,
+                       secondsPerCall: seconds, calls: 1, peakTensorBytes: MemoryStatistics.peakBytes,
+                       peakResidentBytes: MemoryStatistics.peakResidentBytes, blas: blasDescription)
 }
 
 extension ModelTiming {

@@ -40,9 +40,10 @@ public final class Conv2d: Module {
     /// Winograd filters kept between inference calls, with the fingerprint of the weights they
     /// came from (weights may be changed in place, by an optimiser or a probe).
     private var kept: (fingerprint: UInt64, filters: Tensor)?
-    /// Filters are kept only for convolutions up to this many weights (512·512·9 and less: the VAE
-    /// and the first U-Net levels), so the copy never adds more than a fraction of a large model.
-    public static let maxKeptWeights = 512 * 512 * 9
+    /// Filters are kept only when they take at most this many floats (16 MB: the F(2×2) filters of a
+    /// 512-channel convolution), so the copies never add more than a fraction of a large model; larger
+    /// convolutions transform their filters on every call.
+    public static let maxKeptFilterFloats = 16 * 512 * 512
 
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true) {
         weight = Parameter(zeros: [outChannels, inChannels, kernel, kernel])
@@ -58,11 +59,16 @@ public final class Conv2d: Module {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         if isTraining { input = x; kept = nil }
         let w = weight.value
-        let keep = !isTraining && w.count <= Conv2d.maxKeptWeights
-        if let tile = winogradTile(inChannels: w.shape[1], outChannels: w.shape[0], kernel: w.shape[2], stride: stride,
-                                   padding: padding, batch: x.shape[0], height: x.shape[2], width: x.shape[3],
-                                   filtersKept: keep) {
-            return conv2dWinograd(x, transformedWeight: keep ? keptFilters(tile) : tile.filters(w), bias: bias?.value)
+        let o = w.shape[0], c = w.shape[1]
+        func tile(kept: Bool) -> WinogradTile? {
+            winogradTile(inChannels: c, outChannels: o, kernel: w.shape[2], stride: stride, padding: padding,
+                         batch: x.shape[0], height: x.shape[2], width: x.shape[3], filtersKept: kept)
+        }
+        if !isTraining, let t = tile(kept: true), t.points * o * c <= Conv2d.maxKeptFilterFloats {
+            return conv2dWinograd(x, transformedWeight: keptFilters(t), bias: bias?.value)
+        }
+        if let t = tile(kept: false) {
+            return conv2dWinograd(x, transformedWeight: t.filters(w), bias: bias?.value)
         }
         return conv2d(x, weight: w, bias: bias?.value, stride: stride, padding: padding)
     }

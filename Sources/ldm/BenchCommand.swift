@@ -1,4 +1,4 @@
-// `ldm bench ops | unet | vae | text | latent-vs-pixel`: speed and memory, measured, printed,
+// `ldm bench ops | unet | vae | text | image | latent-vs-pixel`: speed and memory, measured, printed,
 // optionally as JSON (and, for latent-vs-pixel, a bar chart).
 
 import ArgumentParser
@@ -10,7 +10,7 @@ import LDMModels
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Measure kernels and networks (seconds, GFLOP/s, peak memory).",
-        subcommands: [Ops.self, UNet.self, VAE.self, Text.self, LatentVsPixel.self])
+        subcommands: [Ops.self, UNet.self, VAE.self, Text.self, Image.self, LatentVsPixel.self])
 
     struct Output: ParsableArguments {
         @Option(help: "Also write the figures as JSON to this path.")
@@ -120,6 +120,42 @@ struct BenchCommand: ParsableCommand {
             let text = try choice.network("text_encoder", CLIPTextConfig.self, architecture: KnownArchitectures.sd15Text,
                                           build: CLIPTextModel.init(config:))
             let t = try benchmarkText(text, batch: batch, calls: choice.calls)
+            print(t.summary)
+            try output.write(t)
+        }
+    }
+
+    struct Image: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "image",
+            abstract: "Seconds and peak memory of one whole image: text encoder, guided DPM++ 2M steps, VAE decode.")
+        @OptionGroup var choice: ModelChoice
+        @OptionGroup var output: Output
+        @Option(help: "Image height and width in pixels.") var size: Int = 512
+        @Option(help: "Denoising steps.") var steps: Int = 20
+        @Option(help: "Classifier-free guidance scale.") var guidance: Float = 7.5
+
+        func validate() throws {
+            if steps < 1 { throw ValidationError("--steps must be at least 1") }
+            if size < 8 || size % 8 != 0 { throw ValidationError("--size must be a positive multiple of 8 (got \(size))") }
+        }
+
+        func run() throws {
+            let text = try choice.network("text_encoder", CLIPTextConfig.self, architecture: KnownArchitectures.sd15Text,
+                                          build: CLIPTextModel.init(config:))
+            let unet = try choice.network("unet", UNetConfig.self, architecture: KnownArchitectures.sd15UNet,
+                                          build: UNet2DConditionModel.init(config:))
+            let vae = try choice.network("vae", VAEConfig.self, architecture: KnownArchitectures.sd15VAE,
+                                         build: AutoencoderKL.init(config:))
+            let latent = size / vae.config.downsamplingFactor
+            guard latent % unet.downsamplingFactor == 0 else {
+                throw ValidationError("this model needs sizes that are multiples of \(vae.config.downsamplingFactor * unet.downsamplingFactor) pixels")
+            }
+            let progress = ProgressReporter(label: "bench image")
+            let start = DispatchTime.now().uptimeNanoseconds
+            let t = try benchmarkImage(text: text, unet: unet, vae: vae, size: size, steps: steps, guidance: guidance) { i, n in
+                progress.report(step: i, total: n, elapsed: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, final: i == n)
+            }
             print(t.summary)
             try output.write(t)
         }

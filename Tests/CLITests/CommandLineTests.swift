@@ -60,6 +60,22 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(bench.stdout.contains("vae tiled decode (128×128, batch 1, tiles of 28 latent px"), bench.stdout)
     }
 
+    func testBenchImageTimesAWholeImageAndRejectsBadSizes() throws {
+        let json = FileManager.default.temporaryDirectory.appendingPathComponent("bench-image-\(getpid()).json")
+        defer { try? FileManager.default.removeItem(at: json) }
+        let r = try ldm(["bench", "image", "--model", tiny, "--size", "64", "--steps", "2", "--json", json.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("image (64×64, 2 DPM++ 2M steps, guidance 7.5"), r.stdout)
+        XCTAssertTrue(r.stderr.contains("bench image 2/2"), r.stderr)
+        let figures = try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as! [String: Any]
+        XCTAssertGreaterThan(figures["secondsPerCall"] as! Double, 0)
+        for (args, mention) in [(["--size", "60"], "multiple of 8"), (["--steps", "0"], "--steps")] {
+            let bad = try ldm(["bench", "image", "--model", tiny] + args)
+            XCTAssertNotEqual(bad.status, 0)
+            XCTAssertTrue(bad.stderr.contains(mention), bad.stderr)
+        }
+    }
+
     func testTokenizePrintsTheEncoderIds() throws {
         let r = try ldm(["tokenize", "--model", tiny, "a red circle"])
         XCTAssertEqual(r.status, 0, r.stderr)

@@ -38,14 +38,14 @@ public enum WinogradTile: Sendable, Equatable {
 /// both grow with in · out, so the break-even points are counts of tiles. Measured on SD's shapes
 /// (`ldm bench ops`, 2 cores): with the filters kept, F(4×4) beats F(2×2) from 32 of its tiles and
 /// F(2×2) beats im2col from 32 of its tiles; transformed on every call, the F(2×2) filters (≈ 12 ns
-/// per filter) pay from about 48 tiles, and the F(4×4) ones (≈ 50 ns) beat F(2×2) from about 160.
+/// per filter) pay from about 32 tiles, and the F(4×4) ones (≈ 50 ns) beat F(2×2) from about 160.
 public func winogradTile(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int,
                          batch: Int, height: Int, width: Int, filtersKept: Bool = false) -> WinogradTile? {
     guard kernel == 3 && stride == 1 && padding == 1 && inChannels >= 32 && outChannels >= 32 else { return nil }
     let tiles2 = batch * ((height + 1) / 2) * ((width + 1) / 2)
     let tiles4 = batch * ((height + 3) / 4) * ((width + 3) / 4)
     if tiles4 >= (filtersKept ? 32 : 160) { return .f4x4 }
-    if tiles2 >= (filtersKept ? 32 : 48) { return .f2x2 }
+    if tiles2 >= 32 { return .f2x2 }
     return nil
 }
 
