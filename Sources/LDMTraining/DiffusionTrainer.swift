@@ -5,13 +5,25 @@
 //   x₀ = s · z,  z ~ q(z|x) of the VAE (pixel space: x₀ = x in [-1, 1]);  t ~ U{0, …, T−1};  ε ~ N(0, I)
 //   x_t = √ᾱ_t x₀ + √(1 − ᾱ_t) ε
 //   target: ε (epsilon) or v = √ᾱ_t ε − √(1 − ᾱ_t) x₀ (v_prediction, Salimans & Ho 2022)
-//   L = mean_i w_i ‖ε̂_θ(x_t, t, τ(y)) − target‖²,  w = min(SNR, γ)/SNR (ε) or min(SNR, γ)/(SNR + 1) (v)
-//   (min-SNR weighting, Hang et al. 2023; γ = 0 turns it off). Captions are dropped to "" with
-//   probability p so the model also learns the unconditional prediction that guidance needs.
+//   L = mean_i w_i ‖ε̂_θ(x_t, t, τ(y)) − target‖²
+//   Weighting by SNR = ᾱ/(1 − ᾱ). In x₀ terms the ε loss is SNR·‖x̂₀ − x₀‖² and the v loss
+//   (SNR + 1)·‖x̂₀ − x₀‖². `min_snr` (Hang et al. 2023) caps the x₀ weight at min(SNR, γ):
+//   w = min(SNR, γ)/SNR (ε) or min(SNR, γ)/(SNR + 1) (v). `min_snr_plus_one` (v only) caps the
+//   plain v loss instead, x₀ weight min(SNR + 1, γ): w = min(SNR + 1, γ)/(SNR + 1), so the
+//   noisiest steps — where layout, size and background are decided — keep weight 1 instead of
+//   ≈ SNR ≈ 0. γ = 0 turns weighting off.
+//   Zero terminal SNR (Lin et al. 2023, diffusers' `rescale_betas_zero_snr`): ᾱ is rescaled so
+//   ᾱ_{T−1} = 0, so the last training step sees pure noise, as sampling does. Without it the
+//   scaled-linear schedule leaves √ᾱ_{T−1} ≈ 0.07 of the image in x_{T−1}: the network learns to
+//   read the image's mean colour and coarse layout from that leak, and at sampling time takes them
+//   from the initial noise instead of the prompt. Needs v-prediction (ε is undefined at SNR 0).
+//   Captions are dropped to "" with probability p so the model also learns the unconditional
+//   prediction that guidance needs.
 
 import Foundation
 import LDMCore
 import LDMModels
+import LDMDiffusion
 
 /// Settings of a U-Net + text-encoder training run (saved in the run folder).
 public struct DiffusionTrainingConfig: Codable, Sendable {
@@ -35,6 +47,11 @@ public struct DiffusionTrainingConfig: Codable, Sendable {
     public var captionDropout: Float = 0.1
     public var betaStart: Float = 0.00085, betaEnd: Float = 0.012
     public var trainTimesteps: Int = 1000
+    /// Rescale the schedule to zero terminal SNR (see the file header); nil (runs saved before the
+    /// setting existed) means false.
+    public var zeroTerminalSNR: Bool?
+    /// "min_snr" or "min_snr_plus_one" (see the file header); nil means "min_snr".
+    public var lossWeighting: String?
     // Optimisation
     public var batchSize: Int = 32
     public var steps: Int = 20000
@@ -76,17 +93,32 @@ public struct DiffusionTrainingConfig: Codable, Sendable {
         return c
     }
 
-    /// ᾱ_t for t = 0 ..< T of the scaled-linear schedule: β_t = (√β₀ + t/(T−1)·(√β₁ − √β₀))².
+    /// ᾱ_t for t = 0 ..< T of the scaled-linear schedule, β_t = (√β₀ + t/(T−1)·(√β₁ − √β₀))²,
+    /// rescaled to zero terminal SNR when set — computed as the exported scheduler computes it.
     public var alphasCumprod: [Float] {
-        var out: [Float] = []
-        var prod: Float = 1
-        let a = betaStart.squareRoot(), b = betaEnd.squareRoot()
-        for t in 0..<trainTimesteps {
-            let s = a + (b - a) * Float(t) / Float(trainTimesteps - 1)
-            prod *= 1 - s * s
-            out.append(prod)
+        trainingAlphasCumprod(trainSteps: trainTimesteps, betaStart: Double(betaStart), betaEnd: Double(betaEnd),
+                              rescaleZeroSNR: zeroTerminalSNR ?? false)
+    }
+
+    /// The loss weight of a sample at ᾱ (see the file header).
+    func lossWeight(alphaCumprod ab: Float) -> Float {
+        guard minSNRGamma > 0 else { return 1 }
+        let snr = ab / (1 - ab)
+        if lossWeighting == "min_snr_plus_one" { return min(snr + 1, minSNRGamma) / (snr + 1) }
+        return min(snr, minSNRGamma) / (predictionType == "v_prediction" ? snr + 1 : snr)
+    }
+
+    /// Throws when the settings do not go together.
+    func validate() throws {
+        guard ["epsilon", "v_prediction"].contains(predictionType) else {
+            throw TrainingError.invalidArgument("prediction type must be epsilon or v_prediction, not \(predictionType)")
         }
-        return out
+        if let w = lossWeighting, !["min_snr", "min_snr_plus_one"].contains(w) {
+            throw TrainingError.invalidArgument("loss weighting must be min_snr or min_snr_plus_one, not \(w)")
+        }
+        if predictionType == "epsilon" && (zeroTerminalSNR == true || lossWeighting == "min_snr_plus_one") {
+            throw TrainingError.invalidArgument("zero terminal SNR and min_snr_plus_one weighting need v_prediction (ε is undefined at SNR 0)")
+        }
     }
 }
 
@@ -113,9 +145,7 @@ public final class DiffusionTrainer {
     public init(config: DiffusionTrainingConfig, space: LatentSpace, dataset: ImageCaptionDataset, captions: [String],
                 runFolder: URL) throws {
         guard config.batchSize >= 1, config.steps >= 1 else { throw TrainingError.invalidArgument("batch size and steps must be at least 1") }
-        guard ["epsilon", "v_prediction"].contains(config.predictionType) else {
-            throw TrainingError.invalidArgument("prediction type must be epsilon or v_prediction, not \(config.predictionType)")
-        }
+        try config.validate()
         guard dataset.imageSize % space.downsamplingFactor == 0 else {
             throw TrainingError.invalidArgument("\(dataset.imageSize)-pixel images do not divide by the VAE's factor \(space.downsamplingFactor)")
         }
@@ -209,10 +239,7 @@ public final class DiffusionTrainer {
                 xt.data[k] = sa * x0.data[k] + sb * noise[k]
                 target.data[k] = v ? sa * noise[k] - sb * x0.data[k] : noise[k]
             }
-            if config.minSNRGamma > 0 {
-                let snr = ab / (1 - ab)
-                weights[i] = min(snr, config.minSNRGamma) / (v ? snr + 1 : snr)
-            }
+            weights[i] = config.lossWeight(alphaCumprod: ab)
         }
         // Forward.
         unet.setTraining(true)

@@ -58,15 +58,22 @@ public func exportDiffusionModel(_ trainer: DiffusionTrainer, to folder: URL, dt
         .write(to: folder.appendingPathComponent("model_index.json"), options: .atomic)
 }
 
-/// Writes `scheduler/scheduler_config.json` in `folder`: DPM-Solver++ (2M) over the training noise schedule.
+/// Writes `scheduler/scheduler_config.json` in `folder`: DPM-Solver++ (2M) over the training noise
+/// schedule. A zero-terminal-SNR schedule samples with "trailing" timesteps, so the first step is
+/// t = T − 1, the pure-noise step the model was trained on.
 public func writeSchedulerConfig(_ c: DiffusionTrainingConfig, to folder: URL) throws {
-    let scheduler: [String: Any] = [
+    let zero = c.zeroTerminalSNR ?? false
+    var scheduler: [String: Any] = [
         "_class_name": "DPMSolverMultistepScheduler", "_diffusers_version": "0.30.0",
         "num_train_timesteps": c.trainTimesteps, "beta_start": c.betaStart, "beta_end": c.betaEnd,
         "beta_schedule": "scaled_linear", "prediction_type": c.predictionType, "timestep_spacing": "leading",
         "steps_offset": 1, "algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": false,
         "set_alpha_to_one": false, "clip_sample": false, "trained_betas": NSNull(),
     ]
+    if zero {
+        scheduler["rescale_betas_zero_snr"] = true
+        scheduler["timestep_spacing"] = "trailing"
+    }
     try FileManager.default.createDirectory(at: folder.appendingPathComponent("scheduler"), withIntermediateDirectories: true)
     try JSONSerialization.data(withJSONObject: scheduler, options: [.prettyPrinted, .sortedKeys])
         .write(to: folder.appendingPathComponent("scheduler/scheduler_config.json"), options: .atomic)

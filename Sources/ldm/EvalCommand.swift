@@ -18,6 +18,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Images per prompt.") var images: Int = 4
     @Option(help: "Denoising steps (default: the model's, else 20).") var steps: Int?
     @Option(help: "Guidance scale (default: the model's, else 7.5).") var guidance: Float?
+    @Option(help: "Guidance rescale φ in [0, 1] (default: the model's, else 0).") var guidanceRescale: Float?
     @Option(help: "Sampler (default: the model's).") var sampler: String?
     @Option(help: "Seed of the first prompt (prompt i uses seed + i).") var seed: UInt64 = 1000
     @Option(help: "Also save every image (with its verdict in the file name) in this folder.") var out: String?
@@ -28,6 +29,7 @@ struct EvalCommand: ParsableCommand {
     func validate() throws {
         if images < 1 { throw ValidationError("--images must be at least 1") }
         if let sampler, SamplerName(rawValue: sampler) == nil { throw ValidationError("unknown sampler \(sampler)") }
+        if let guidanceRescale, guidanceRescale < 0 || guidanceRescale > 1 { throw ValidationError("--guidance-rescale must be in [0, 1]") }
         if let json { try requireWritableFolder(for: json, option: "--json") } // before a long run, not after it
     }
 
@@ -53,11 +55,13 @@ struct EvalCommand: ParsableCommand {
         var generationSeconds = 0.0 // the pipeline's calls only: no loading, judging or writing
         let steps = steps ?? defaults.steps ?? 20, guidance = guidance ?? defaults.guidance ?? 7.5
         let samplerName = (sampler ?? defaults.sampler).flatMap(SamplerName.init(rawValue:))
+        let rescale = guidanceRescale ?? defaults.guidanceRescale ?? 0
         if let out { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
         for (i, (prompt, caption)) in parsed.enumerated() {
             var r = GenerationRequest(prompt: prompt)
             r.steps = steps
             r.guidance = guidance
+            r.guidanceRescale = rescale
             r.sampler = samplerName
             r.seed = seed + UInt64(i)
             r.batch = images
@@ -82,7 +86,8 @@ struct EvalCommand: ParsableCommand {
                                              steps: steps, guidance: guidance,
                                              sampler: samplerName?.displayName ?? pipeline.folderSamplerLabel, seed: seed,
                                              generationSeconds: generationSeconds)
-        print("model \(folder.path), \(images) images per prompt, \(steps) steps, guidance \(guidance)")
+        print("model \(folder.path), \(images) images per prompt, \(steps) steps, guidance \(guidance)"
+              + (rescale > 0 ? ", guidance rescale \(rescale)" : ""))
         evaluation.printTable()
         if attributes { print(evaluation.attributeTable) }
         print(String(format: "sampling: %.3f s per image (%d images in %.1f s, model loading excluded)",

@@ -34,7 +34,7 @@ struct GenerateArguments: ParsableArguments {
     @Option(help: "What to avoid.") var negativePrompt: String = ""
     @Option(help: "Denoising steps (default: the model's, else 20).") var steps: Int?
     @Option(help: "Classifier-free guidance scale (default: the model's, else 7.5).") var guidance: Float?
-    @Option(help: "Guidance rescale φ in [0, 1].") var guidanceRescale: Float = 0
+    @Option(help: "Guidance rescale φ in [0, 1] (default: the model's, else 0).") var guidanceRescale: Float?
     @Option(help: "Sampler: \(SamplerName.allCases.map(\.rawValue).joined(separator: " ")) (default: the model's scheduler).")
     var sampler: String?
     @Option(help: "Seed.") var seed: UInt64 = 0
@@ -58,7 +58,7 @@ struct GenerateArguments: ParsableArguments {
         for (name, v) in [("width", width), ("height", height)] {
             if let v, v <= 0 || v % 8 != 0 { throw ValidationError("--\(name) must be a positive multiple of 8 (got \(v))") }
         }
-        if guidanceRescale < 0 || guidanceRescale > 1 { throw ValidationError("--guidance-rescale must be in [0, 1]") }
+        if let guidanceRescale, guidanceRescale < 0 || guidanceRescale > 1 { throw ValidationError("--guidance-rescale must be in [0, 1]") }
         if let problem = vaeTiling.problem { throw ValidationError("--vae-tile: " + problem) }
         if !output.lowercased().hasSuffix(".png") { throw ValidationError("--output must end in .png") }
     }
@@ -87,11 +87,13 @@ struct GenerateArguments: ParsableArguments {
     }
 }
 
-/// Defaults a model folder may carry in `ldm_defaults.json` (steps, guidance, sampler).
+/// Defaults a model folder may carry in `ldm_defaults.json` (steps, guidance, guidance_rescale, sampler).
 struct ModelDefaults: Decodable {
     var steps: Int?
     var guidance: Float?
+    var guidanceRescale: Float?
     var sampler: String?
+    enum CodingKeys: String, CodingKey { case steps, guidance, guidanceRescale = "guidance_rescale", sampler }
     static func load(_ folder: URL) -> ModelDefaults {
         guard let data = try? Data(contentsOf: folder.appendingPathComponent("ldm_defaults.json")),
               let d = try? JSONDecoder().decode(ModelDefaults.self, from: data) else { return ModelDefaults() }
@@ -119,7 +121,7 @@ func runGeneration(pipelineFolder: URL, args: GenerateArguments, label: String,
         r.negativePrompt = args.negativePrompt
         r.steps = args.steps ?? defaults.steps ?? 20
         r.guidance = args.guidance ?? defaults.guidance ?? 7.5
-        r.guidanceRescale = args.guidanceRescale
+        r.guidanceRescale = args.guidanceRescale ?? defaults.guidanceRescale ?? 0
         r.sampler = sampler
         r.seed = args.seed
         r.rng = RNGKind(rawValue: args.rng) ?? .torch

@@ -131,6 +131,10 @@ struct TrainCommand: ParsableCommand {
         @Option(help: "epsilon or v_prediction.") var prediction: String?
         @Option(help: "Residual blocks per U-Net level.") var layers: Int?
         @Option(help: "Steps of linear learning-rate warm-up before the cosine decay (default 500).") var warmup: Int?
+        @Flag(help: "Rescale the noise schedule to zero terminal SNR (needs v_prediction); also switches a continued run.")
+        var zeroTerminalSnr = false
+        @Option(help: "Loss weighting by SNR: min_snr (min(SNR, γ) on the x₀ error) or min_snr_plus_one (min(SNR + 1, γ), v_prediction only); also switches a continued run.")
+        var lossWeighting: String?
         @Option(help: "Start from a compact checkpoint (written by --save-compact) when the run folder has none.")
         var resumeFrom: String?
         @Option(help: "When the run stops, also write a compact F16 copy of its state here (to carry it to another machine).")
@@ -148,6 +152,8 @@ struct TrainCommand: ParsableCommand {
                 c.blockOutChannels = channels.split(separator: ",").compactMap { Int($0) }
             }
             if let v = prediction { c.predictionType = v }
+            if zeroTerminalSnr { c.zeroTerminalSNR = true }
+            if let lossWeighting { c.lossWeighting = lossWeighting }
             if let v = layers { c.layersPerBlock = v }
             if let v = warmup { c.warmupSteps = v }
             if let v = options.steps { c.steps = v }
@@ -170,6 +176,8 @@ struct TrainCommand: ParsableCommand {
                 c = old
                 if options.steps != nil { c.steps = steps }
                 if options.batch != nil { c.batchSize = batch }
+                if zeroTerminalSnr { c.zeroTerminalSNR = true }
+                if let lossWeighting { c.lossWeighting = lossWeighting }
             }
             var compactStep: Int?
             if let (_, url) = CheckpointStore(folder: options.folder).latest(), options.resume {

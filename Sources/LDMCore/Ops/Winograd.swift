@@ -24,8 +24,6 @@ public enum WinogradTile: Sendable, Equatable {
 
     /// Tile points: 16 or 36.
     public var points: Int { self == .f2x2 ? 16 : 36 }
-    /// Output tile side: 2 or 4.
-    public var outputSide: Int { self == .f2x2 ? 2 : 4 }
 
     /// The transformed filters of a [out, in, 3, 3] weight, [points, out, in].
     public func filters(_ weight: Tensor) -> Tensor {
@@ -47,13 +45,6 @@ public func winogradTile(inChannels: Int, outChannels: Int, kernel: Int, stride:
     if tiles4 >= (filtersKept ? 32 : 160) { return .f4x4 }
     if tiles2 >= 32 { return .f2x2 }
     return nil
-}
-
-/// Whether some Winograd algorithm applies and pays (`winogradTile` is not nil).
-public func winogradPays(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int,
-                         batch: Int, height: Int, width: Int, filtersKept: Bool = false) -> Bool {
-    winogradTile(inChannels: inChannels, outChannels: outChannels, kernel: kernel, stride: stride, padding: padding,
-                 batch: batch, height: height, width: width, filtersKept: filtersKept) != nil
 }
 
 /// A 64-bit fingerprint of a tensor's contents (two position-weighted sums of the bit patterns),

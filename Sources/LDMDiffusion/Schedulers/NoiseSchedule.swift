@@ -98,6 +98,15 @@ struct NoiseSchedule: Sendable {
     var sigmaMin: Float { ((1 - alphasCumprod[0]) / alphasCumprod[0]).squareRoot() }
 }
 
+/// ᾱ_t, t = 0..<T, of the scaled-linear schedule (optionally rescaled to zero terminal SNR) in
+/// exactly the float32 values a scheduler config with these settings gives — for trainers, so the
+/// schedule a model learns is the one its exported scheduler samples with.
+public func trainingAlphasCumprod(trainSteps: Int, betaStart: Double, betaEnd: Double, rescaleZeroSNR: Bool) -> [Float] {
+    // Cannot throw: scaled-linear needs no trained betas.
+    try! NoiseSchedule(trainSteps: trainSteps, betaStart: betaStart, betaEnd: betaEnd, schedule: .scaledLinear,
+                       trainedBetas: nil, rescaleZeroSNR: rescaleZeroSNR).alphasCumprod
+}
+
 // MARK: - β schedules
 
 /// `torch.linspace(start, end, count, dtype=torch.float32)` on the CPU (see the file header).
