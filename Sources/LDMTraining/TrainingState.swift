@@ -60,6 +60,7 @@ public final class TrainingState {
 
     /// The update after a backward pass: clip the global gradient norm, AdamW at the scheduled rate, EMA.
     public func update(step: Int, schedule: LearningRateSchedule, maxGradNorm: Float) {
+        let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "optimiser: clip, AdamW, EMA") }
         optimizer.clipGradients(maxNorm: maxGradNorm)
         optimizer.update(lr: schedule(step))
         ema.update(params, step: step)

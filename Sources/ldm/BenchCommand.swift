@@ -6,11 +6,12 @@ import Foundation
 import LDMBench
 import LDMCore
 import LDMModels
+import LDMTraining
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Measure kernels and networks (seconds, GFLOP/s, peak memory).",
-        subcommands: [Ops.self, UNet.self, VAE.self, Text.self, Image.self, LatentVsPixel.self])
+        subcommands: [Ops.self, UNet.self, VAE.self, Text.self, Image.self, Train.self, LatentVsPixel.self])
 
     struct Output: ParsableArguments {
         @Option(help: "Also write the figures as JSON to this path.")
@@ -157,6 +158,43 @@ struct BenchCommand: ParsableCommand {
                 progress.report(step: i, total: n, elapsed: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, final: i == n)
             }
             print(t.summary)
+            try output.write(t)
+        }
+    }
+
+    struct Train: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "train",
+            abstract: "Samples per second of the U-Net + text-encoder training step (forward, backward, AdamW, EMA).")
+        @OptionGroup var output: Output
+        @Option(help: "Training settings (diffusion-training.json; default: the shipped model's, Checkpoints/training/unet/).")
+        var config: String?
+        @Option(help: "The frozen VAE (default: Checkpoints/vae).") var vae: String = "Checkpoints/vae"
+        @Option(help: "Timed steps (after one warm-up step).") var steps: Int = 5
+        @Option(help: "Images per step (default: the settings').") var batch: Int?
+
+        func validate() throws {
+            if steps < 1 { throw ValidationError("--steps must be at least 1") }
+            if let batch, batch < 1 { throw ValidationError("--batch must be at least 1") }
+        }
+
+        func run() throws {
+            let path = config ?? "Checkpoints/training/unet/diffusion-training.json"
+            var c = DiffusionTrainingConfig()
+            if let data = FileManager.default.contents(atPath: path) {
+                do { c = try JSONDecoder().decode(DiffusionTrainingConfig.self, from: data) } catch {
+                    throw ValidationError("\(path) is not a diffusion-training.json: \(error)")
+                }
+            } else if config != nil {
+                throw ValidationError("cannot read \(path)")
+            }
+            if let batch { c.batchSize = batch }
+            guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: vae).appendingPathComponent("config.json").path) else {
+                throw ValidationError("no VAE at \(vae) (give --vae DIR)")
+            }
+            let t = try benchmarkDiffusionTraining(config: c, space: try LatentSpace(vaeFolder: URL(fileURLWithPath: vae)), steps: steps)
+            print(t.summary)
+            print(String(format: "%.1f samples/s", Double(c.batchSize) / t.secondsPerCall))
             try output.write(t)
         }
     }

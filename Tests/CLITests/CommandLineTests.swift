@@ -2,6 +2,7 @@
 // giving one error line, a non-zero exit and no output file.
 import XCTest
 import LDMIO
+import LDMTraining
 
 final class CommandLineTests: XCTestCase {
     var tiny: String { fixtures.appendingPathComponent("models/tiny-sd").path }
@@ -74,6 +75,32 @@ final class CommandLineTests: XCTestCase {
             XCTAssertNotEqual(bad.status, 0)
             XCTAssertTrue(bad.stderr.contains(mention), bad.stderr)
         }
+    }
+
+    func testBenchTrainTimesTrainingSteps() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-train-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var c = DiffusionTrainingConfig()
+        c.blockOutChannels = [8, 16]
+        c.downBlockTypes = ["DownBlock2D", "CrossAttnDownBlock2D"]
+        c.upBlockTypes = ["CrossAttnUpBlock2D", "UpBlock2D"]
+        c.attentionHeads = 2
+        c.normNumGroups = 4
+        c.textHiddenSize = 16
+        c.textLayers = 1
+        c.textHeads = 2
+        c.textIntermediateSize = 32
+        c.maxTokens = 16
+        let config = dir.appendingPathComponent("diffusion-training.json")
+        try JSONEncoder().encode(c).write(to: config)
+        let r = try ldm(["bench", "train", "--config", config.path, "--vae", tiny + "/vae", "--steps", "1", "--batch", "2"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("training step (batch 2, latent"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("samples/s"), r.stdout)
+        let bad = try ldm(["bench", "train", "--config", dir.appendingPathComponent("missing.json").path, "--vae", tiny + "/vae"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("cannot read"), bad.stderr)
     }
 
     func testTokenizePrintsTheEncoderIds() throws {

@@ -37,9 +37,9 @@ final class NoiseScheduleTrainingTests: XCTestCase {
         }
         XCTAssertEqual(zero[0], plain[0], accuracy: 1e-6, "the first step is kept")
 
-        // The exported scheduler starts sampling at t = 999 with the zero-SNR schedule, at 961
-        // (leading spacing, offset 1) without it.
-        for (flag, first) in [(true, Float(999)), (false, Float(961))] {
+        // The exported scheduler (DPM-Solver++) starts sampling at t = 999 with the zero-SNR
+        // schedule; without it at 951 (leading spacing: 25 · ⌊999/26⌋ + offset 1).
+        for (flag, first) in [(true, Float(999)), (false, Float(951))] {
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ldm-zsnr-\(UUID().uuidString)")
             defer { try? FileManager.default.removeItem(at: folder) }
             var config = DiffusionTrainingConfig()

@@ -137,6 +137,8 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, causal: Bool 
 ///   dV = Pᵀ dO,  dP = dO Vᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),  dQ = scale · dS K,  dK = scale · dSᵀ Q
 public func attentionBackward(_ dOut: Tensor, q: Tensor, k: Tensor, v: Tensor, heads: Int,
                               causal: Bool = false, scale: Float? = nil) -> (Tensor, Tensor, Tensor) {
+    let profileToken = OpProfile.start()
+    defer { OpProfile.stop(profileToken, "attention \(q.shape[1])×\(k.shape[1]) backward") }
     let b = q.shape[0], lq = q.shape[1], lk = k.shape[1], width = q.shape[2], vWidth = v.shape[2]
     let d = width / heads, dvH = vWidth / heads
     let alpha = scale ?? 1 / Float(d).squareRoot()

@@ -169,6 +169,8 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, 
 /// Backward of `conv2d`: accumulates dW += dy · colᵀ and db += Σ dy; returns dx.
 public func conv2dBackward(_ dy: Tensor, x: Tensor, weight: Tensor, stride: Int = 1, padding: Int = 0,
                            weightGrad: Tensor?, biasGrad: Tensor?, needInputGrad: Bool = true) -> Tensor? {
+    let profileToken = OpProfile.start()
+    defer { OpProfile.stop(profileToken, "conv2d \(weight.shape[2])×\(weight.shape[3]) backward") }
     let g = Conv2dShape(inChannels: x.shape[1], outChannels: weight.shape[0], kernelH: weight.shape[2],
                         kernelW: weight.shape[3], stride: stride, padding: padding,
                         height: x.shape[2], width: x.shape[3])

@@ -25,6 +25,7 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
 /// Backward of `linear`: accumulates dW += dyᵀ·x and db += Σ dy, returns dx = dy·W.
 public func linearBackward(_ dy: Tensor, x: Tensor, weight: Tensor,
                            weightGrad: Tensor?, biasGrad: Tensor?, needInputGrad: Bool = true) -> Tensor? {
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "linear backward") }
     let inF = weight.shape[1], outF = weight.shape[0]
     let rows = outF == 0 ? 0 : dy.count / outF
     if let weightGrad {

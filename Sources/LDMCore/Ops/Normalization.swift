@@ -113,6 +113,7 @@ public func groupNormSums(_ x: Tensor, groups: Int, rows: Range<Int>, columns: R
 ///   x̂ = (x − μ)·rstd,  dx = rstd · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂)),  dx̂ = dy · γ
 public func groupNormBackward(_ dy: Tensor, x: Tensor, groups: Int, weight: Tensor?, cache: NormCache,
                               weightGrad: Tensor?, biasGrad: Tensor?) -> Tensor {
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "group norm backward") }
     let n = x.shape[0], c = x.shape[1]
     let spatial = x.count / max(n * c, 1)
     let cpg = c / groups, groupSize = cpg * spatial
@@ -189,6 +190,7 @@ public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float,
 /// Backward of `layerNorm`: accumulates dγ, dβ and returns dx (same formula as group norm, per row).
 public func layerNormBackward(_ dy: Tensor, x: Tensor, weight: Tensor?, cache: NormCache,
                               weightGrad: Tensor?, biasGrad: Tensor?) -> Tensor {
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "layer norm backward") }
     let d = x.shape.last ?? 1
     let rows = d == 0 ? 0 : x.count / d
     let dx = Tensor(uninitialized: x.shape)

@@ -20,6 +20,7 @@ public func upsampleNearest2x(_ x: Tensor) -> Tensor {
 
 /// Backward of `upsampleNearest2x`: each input pixel receives the sum of its four copies.
 public func upsampleNearest2xBackward(_ dy: Tensor) -> Tensor {
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "upsample backward") }
     let nc = dy.shape[0] * dy.shape[1], h = dy.shape[2] / 2, w = dy.shape[3] / 2
     let dx = Tensor(uninitialized: [dy.shape[0], dy.shape[1], h, w])
     let pd = dy.data, po = dx.data
