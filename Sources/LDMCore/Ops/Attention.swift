@@ -29,11 +29,23 @@ public func softmax(_ x: Tensor) -> Tensor {
 /// In-place softmax of one row: exp(x − max) / Σ exp(x − max).
 @inline(__always)
 func softmaxRow(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
-    let m = rowMaximum(p, n)
-    if m == -Float.infinity { for j in 0..<n { p[j] = 0 }; return }
-    let s = expShiftedInPlace(p, n, shift: m)
-    let inv = 1 / s
+    let inv = unnormalisedSoftmaxRow(p, n)
     for j in 0..<n { p[j] *= inv }
+}
+
+/// Replaces a row by exp(x − max) and returns 1 / Σ exp(x − max); a row of −∞ only (every key
+/// masked) becomes zeros and returns 0.
+@inline(__always)
+func unnormalisedSoftmaxRow(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
+    let m = rowMaximum(p, n)
+    if m == -Float.infinity { p.update(repeating: 0, count: n); return 0 }
+    return 1 / expShiftedInPlace(p, n, shift: m)
+}
+
+/// The causal mask on a row of scores of query `query`: keys after it get −∞.
+@inline(__always)
+func maskFutureKeys(_ row: UnsafeMutablePointer<Float>, query: Int, keys: Int) {
+    if query + 1 < keys { (row + query + 1).update(repeating: -.infinity, count: keys - query - 1) }
 }
 
 /// max p[0..<n] (−∞ when empty), eight lanes at a time.
@@ -107,17 +119,8 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, causal: Bool 
                 // the product, which saves a pass over the scores.
                 for r in 0..<rows {
                     let row = scores + r * lk
-                    if causal {
-                        let last = q0 + r
-                        if last + 1 < lk { (row + last + 1).update(repeating: -.infinity, count: lk - last - 1) }
-                    }
-                    let m = rowMaximum(row, lk)
-                    if m == -Float.infinity {
-                        row.update(repeating: 0, count: lk)
-                        inverseSums[r] = 0
-                    } else {
-                        inverseSums[r] = 1 / expShiftedInPlace(row, lk, shift: m)
-                    }
+                    if causal { maskFutureKeys(row, query: q0 + r, keys: lk) }
+                    inverseSums[r] = unnormalisedSoftmaxRow(row, lk)
                 }
                 let o = od + (bi * lq + q0) * vWidth + h * dv
                 BLAS.gemm(m: rows, n: dv, k: lk, a: scores, lda: lk, b: vd + bi * lk * vWidth + h * dv,
@@ -160,10 +163,7 @@ public func attentionBackward(_ dOut: Tensor, q: Tensor, k: Tensor, v: Tensor, h
                           b: kp, ldb: width, c: p, ldc: lk)
                 for r in 0..<rows {
                     let row = p + r * lk
-                    if causal {
-                        let last = q0 + r
-                        if last + 1 < lk { (row + last + 1).update(repeating: -.infinity, count: lk - last - 1) }
-                    }
+                    if causal { maskFutureKeys(row, query: q0 + r, keys: lk) }
                     softmaxRow(row, lk)
                 }
                 // dV += Pᵀ dO
