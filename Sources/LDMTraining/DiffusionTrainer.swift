@@ -71,6 +71,23 @@ public struct DiffusionTrainingConfig: Codable, Sendable {
 
     public init() {}
 
+    /// The smallest architecture that still has every block kind (two levels, one with
+    /// cross-attention; a one-layer text encoder of width 16): for tests and quick checks.
+    public static var tiny: DiffusionTrainingConfig {
+        var c = DiffusionTrainingConfig()
+        c.blockOutChannels = [8, 16]
+        c.downBlockTypes = ["DownBlock2D", "CrossAttnDownBlock2D"]
+        c.upBlockTypes = ["CrossAttnUpBlock2D", "UpBlock2D"]
+        c.attentionHeads = 2
+        c.normNumGroups = 4
+        c.textHiddenSize = 16
+        c.textLayers = 1
+        c.textHeads = 2
+        c.textIntermediateSize = 32
+        c.maxTokens = 16
+        return c
+    }
+
     /// The U-Net configuration for latents of `latentChannels` channels and `latentSize` pixels.
     public func unetConfig(latentChannels: Int, latentSize: Int) -> UNetConfig {
         var c = UNetConfig(sampleSize: latentSize, inChannels: latentChannels, outChannels: latentChannels,

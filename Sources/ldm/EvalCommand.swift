@@ -29,7 +29,7 @@ struct EvalCommand: ParsableCommand {
     func validate() throws {
         if images < 1 { throw ValidationError("--images must be at least 1") }
         if let sampler, SamplerName(rawValue: sampler) == nil { throw ValidationError("unknown sampler \(sampler)") }
-        if let guidanceRescale, guidanceRescale < 0 || guidanceRescale > 1 { throw ValidationError("--guidance-rescale must be in [0, 1]") }
+        try validateGuidanceRescale(guidanceRescale)
         if let json { try requireWritableFolder(for: json, option: "--json") } // before a long run, not after it
     }
 

@@ -58,7 +58,7 @@ struct GenerateArguments: ParsableArguments {
         for (name, v) in [("width", width), ("height", height)] {
             if let v, v <= 0 || v % 8 != 0 { throw ValidationError("--\(name) must be a positive multiple of 8 (got \(v))") }
         }
-        if let guidanceRescale, guidanceRescale < 0 || guidanceRescale > 1 { throw ValidationError("--guidance-rescale must be in [0, 1]") }
+        try validateGuidanceRescale(guidanceRescale)
         if let problem = vaeTiling.problem { throw ValidationError("--vae-tile: " + problem) }
         if !output.lowercased().hasSuffix(".png") { throw ValidationError("--output must end in .png") }
     }
@@ -85,6 +85,11 @@ struct GenerateArguments: ParsableArguments {
         if list.isEmpty { throw ValidationError("prompt file \(path) has no prompts") }
         return list
     }
+}
+
+/// Rejects a --guidance-rescale outside [0, 1].
+func validateGuidanceRescale(_ value: Float?) throws {
+    if let value, value < 0 || value > 1 { throw ValidationError("--guidance-rescale must be in [0, 1]") }
 }
 
 /// Defaults a model folder may carry in `ldm_defaults.json` (steps, guidance, guidance_rescale, sampler).

@@ -152,8 +152,6 @@ struct TrainCommand: ParsableCommand {
                 c.blockOutChannels = channels.split(separator: ",").compactMap { Int($0) }
             }
             if let v = prediction { c.predictionType = v }
-            if zeroTerminalSnr { c.zeroTerminalSNR = true }
-            if let lossWeighting { c.lossWeighting = lossWeighting }
             if let v = layers { c.layersPerBlock = v }
             if let v = warmup { c.warmupSteps = v }
             if let v = options.steps { c.steps = v }
@@ -176,8 +174,6 @@ struct TrainCommand: ParsableCommand {
                 c = old
                 if options.steps != nil { c.steps = steps }
                 if options.batch != nil { c.batchSize = batch }
-                if zeroTerminalSnr { c.zeroTerminalSNR = true }
-                if let lossWeighting { c.lossWeighting = lossWeighting }
             }
             var compactStep: Int?
             if let (_, url) = CheckpointStore(folder: options.folder).latest(), options.resume {
@@ -197,6 +193,9 @@ struct TrainCommand: ParsableCommand {
                 compactStep = step
                 c.restartStep = step
             }
+            // The schedule and weighting flags apply to fresh and continued runs alike.
+            if zeroTerminalSnr { c.zeroTerminalSNR = true }
+            if let lossWeighting { c.lossWeighting = lossWeighting }
             let (train, _) = try options.makeDataset()
             let captions = try (0..<5000).map { try train.sample($0).caption }
             let space: LatentSpace = try vae.map { try LatentSpace(vaeFolder: URL(fileURLWithPath: $0)) } ?? .pixels

@@ -81,17 +81,7 @@ final class CommandLineTests: XCTestCase {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-train-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        var c = DiffusionTrainingConfig()
-        c.blockOutChannels = [8, 16]
-        c.downBlockTypes = ["DownBlock2D", "CrossAttnDownBlock2D"]
-        c.upBlockTypes = ["CrossAttnUpBlock2D", "UpBlock2D"]
-        c.attentionHeads = 2
-        c.normNumGroups = 4
-        c.textHiddenSize = 16
-        c.textLayers = 1
-        c.textHeads = 2
-        c.textIntermediateSize = 32
-        c.maxTokens = 16
+        let c = DiffusionTrainingConfig.tiny
         let config = dir.appendingPathComponent("diffusion-training.json")
         try JSONEncoder().encode(c).write(to: config)
         let r = try ldm(["bench", "train", "--config", config.path, "--vae", tiny + "/vae", "--steps", "1", "--batch", "2"])

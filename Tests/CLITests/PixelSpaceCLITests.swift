@@ -30,17 +30,7 @@ final class PixelSpaceCLITests: XCTestCase {
     /// An untrained tiny pixel-space trainer on 64 × 64 Shapes.
     func tinyPixelTrainer() throws -> DiffusionTrainer {
         let root = try temporaryFolder()
-        var c = DiffusionTrainingConfig()
-        c.blockOutChannels = [8, 16]
-        c.downBlockTypes = ["DownBlock2D", "CrossAttnDownBlock2D"]
-        c.upBlockTypes = ["CrossAttnUpBlock2D", "UpBlock2D"]
-        c.attentionHeads = 2
-        c.normNumGroups = 4
-        c.textHiddenSize = 16
-        c.textLayers = 1
-        c.textHeads = 2
-        c.textIntermediateSize = 32
-        c.maxTokens = 16
+        let c = DiffusionTrainingConfig.tiny
         let data = ShapesDataset(seed: 1)
         let captions = try (0..<50).map { try data.sample($0).caption }
         return try DiffusionTrainer(config: c, space: .pixels, dataset: data, captions: captions,

@@ -27,17 +27,7 @@ struct SmallShapes: ImageCaptionDataset {
 
 /// The tiny U-Net and text encoder the diffusion-training tests share (ε-prediction, no min-SNR).
 func tinyDiffusionConfig(steps: Int) -> DiffusionTrainingConfig {
-    var c = DiffusionTrainingConfig()
-    c.blockOutChannels = [8, 16]
-    c.downBlockTypes = ["DownBlock2D", "CrossAttnDownBlock2D"]
-    c.upBlockTypes = ["CrossAttnUpBlock2D", "UpBlock2D"]
-    c.attentionHeads = 2
-    c.normNumGroups = 4
-    c.textHiddenSize = 16
-    c.textLayers = 1
-    c.textHeads = 2
-    c.textIntermediateSize = 32
-    c.maxTokens = 16
+    var c = DiffusionTrainingConfig.tiny
     c.batchSize = 4
     c.steps = steps
     c.learningRate = 2e-3
