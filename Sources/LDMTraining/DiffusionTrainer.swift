@@ -56,6 +56,10 @@ public struct DiffusionTrainingConfig: Codable, Sendable {
     public var batchSize: Int = 32
     public var steps: Int = 20000
     public var learningRate: Float = 5e-4
+    /// The text encoder's learning rate as a fraction of `learningRate`; nil means 1. A slower text
+    /// encoder keeps its residual stream from growing to hundreds of times the token embeddings,
+    /// which drowned words the U-Net had not yet learned to use (see Checkpoints/README.md).
+    public var textLearningRateScale: Float?
     public var warmupSteps: Int = 500
     /// Set when the run continued from a compact checkpoint (weights without optimiser moments).
     public var restartStep: Int?
@@ -127,6 +131,9 @@ public struct DiffusionTrainingConfig: Codable, Sendable {
 
     /// Throws when the settings do not go together.
     func validate() throws {
+        if let r = textLearningRateScale, !(r > 0 && r <= 1) {
+            throw TrainingError.invalidArgument("the text encoder's learning-rate scale must be in (0, 1], not \(r)")
+        }
         guard ["epsilon", "v_prediction"].contains(predictionType) else {
             throw TrainingError.invalidArgument("prediction type must be epsilon or v_prediction, not \(predictionType)")
         }
@@ -187,7 +194,20 @@ public final class DiffusionTrainer {
         text.initializeWeights(&rng)
         state = TrainingState(params: unet.namedParameters(prefix: "unet.") + text.namedParameters(prefix: "text_encoder."),
                               weightDecay: config.weightDecay, emaDecay: config.emaDecay, runFolder: runFolder)
+        let textScale = config.textLearningRateScale ?? 1
+        state.optimizer.learningRateScales = state.params.map { $0.0.hasPrefix("text_encoder.") ? textScale : 1 }
         alphasCumprod = config.alphasCumprod
+    }
+
+    /// Gives the text encoder fresh random weights (and EMA), keeping the U-Net: for a run that
+    /// continues a U-Net whose text encoder lost words it cannot get back. Call before training;
+    /// the optimiser moments must be fresh too (a compact checkpoint's are).
+    public func reinitialiseTextEncoder(seed: UInt64) {
+        var rng = SwiftRandomSource(seed: seed)
+        text.initializeWeights(&rng)
+        for ((name, p), (_, shadow)) in zip(params, ema.shadows) where name.hasPrefix("text_encoder.") {
+            shadow.copy(from: p.value)
+        }
     }
 
     /// Trains on the latents of the VAE in `vaeFolder` (config.json + weights).

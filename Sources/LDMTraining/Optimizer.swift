@@ -19,6 +19,8 @@ public final class AdamW {
     public var weightDecay: Float
     /// Steps taken (t in the bias corrections).
     public var step = 0
+    /// Per-parameter multipliers of the learning rate (1 unless set), e.g. a slower text encoder.
+    public var learningRateScales: [Float]
     let decays: [Bool]
 
     public init(_ parameters: [(String, Parameter)], weightDecay: Float = 0.01) {
@@ -27,6 +29,7 @@ public final class AdamW {
         m = parameters.map { Tensor(zeros: $0.1.shape) }
         v = parameters.map { Tensor(zeros: $0.1.shape) }
         decays = parameters.map { $0.1.shape.count >= 2 && !$0.0.contains("embedding") }
+        learningRateScales = [Float](repeating: 1, count: parameters.count)
     }
 
     /// √(Σ‖g‖²) over all gradients.
@@ -52,7 +55,8 @@ public final class AdamW {
         return norm
     }
 
-    /// One update with learning rate `lr`; `gradScale` multiplies every gradient first (1/accumulation).
+    /// One update with learning rate `lr` (times each parameter's scale); `gradScale` multiplies
+    /// every gradient first (1/accumulation).
     public func update(lr: Float, gradScale: Float = 1) {
         step += 1
         let c1 = 1 - powf(beta1, Float(step)), c2 = 1 - powf(beta2, Float(step))
@@ -61,6 +65,7 @@ public final class AdamW {
             guard let g = p.grad else { continue }
             let pm = m[k].data, pv = v[k].data, pg = g.data, pw = p.value.data
             let wd = decays[k] ? weightDecay : 0
+            let lr = lr * learningRateScales[k]
             Parallel.forEachChunk(g.count) { r in
                 for i in r {
                     let gi = pg[i] * gradScale

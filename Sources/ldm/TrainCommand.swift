@@ -135,8 +135,12 @@ struct TrainCommand: ParsableCommand {
         var zeroTerminalSnr = false
         @Option(help: "Loss weighting by SNR: min_snr (min(SNR, γ) on the x₀ error) or min_snr_plus_one (min(SNR + 1, γ), v_prediction only); also switches a continued run.")
         var lossWeighting: String?
+        @Option(help: "The text encoder's learning rate as a fraction of --lr, in (0, 1] (default 1); also switches a continued run.")
+        var textLrScale: Float?
         @Option(help: "Start from a compact checkpoint (written by --save-compact) when the run folder has none.")
         var resumeFrom: String?
+        @Flag(help: "With --resume-from: keep the U-Net but start the text encoder from fresh random weights.")
+        var reinitTextEncoder = false
         @Option(help: "When the run stops, also write a compact F16 copy of its state here (to carry it to another machine).")
         var saveCompact: String?
 
@@ -144,6 +148,7 @@ struct TrainCommand: ParsableCommand {
             if let warmup, warmup < 0 { throw ValidationError("--warmup must be 0 or more steps") }
             if vae != nil && pixel { throw ValidationError("give either --vae DIR (latent space) or --pixel (pixel space), not both") }
             if vae == nil && !pixel { throw ValidationError("give --vae DIR (train on a VAE's latents) or --pixel (train in pixel space)") }
+            if reinitTextEncoder && resumeFrom == nil { throw ValidationError("--reinit-text-encoder goes with --resume-from") }
         }
 
         func run() throws {
@@ -196,6 +201,7 @@ struct TrainCommand: ParsableCommand {
             // The schedule and weighting flags apply to fresh and continued runs alike.
             if zeroTerminalSnr { c.zeroTerminalSNR = true }
             if let lossWeighting { c.lossWeighting = lossWeighting }
+            if let textLrScale { c.textLearningRateScale = textLrScale }
             let (train, _) = try options.makeDataset()
             let captions = try (0..<5000).map { try train.sample($0).caption }
             let space: LatentSpace = try vae.map { try LatentSpace(vaeFolder: URL(fileURLWithPath: $0)) } ?? .pixels
@@ -204,6 +210,10 @@ struct TrainCommand: ParsableCommand {
             if let compactStep, let resumeFrom {
                 try trainer.load(checkpoint: URL(fileURLWithPath: resumeFrom), step: compactStep)
                 progress.note("started from the compact checkpoint \(resumeFrom) at step \(compactStep)")
+                if reinitTextEncoder {
+                    trainer.reinitialiseTextEncoder(seed: c.seed &+ UInt64(compactStep))
+                    progress.note("the text encoder starts again from random weights")
+                }
             } else if options.resume, let s = try trainer.resume() {
                 progress.note("resumed from step \(s)")
             }
