@@ -159,16 +159,16 @@ final class OpsTests: XCTestCase {
         for (k, s, p) in [(3, 1, 1), (1, 1, 0), (3, 2, 1)] {
             let x = rng.tensor([5, 3, 6, 7]), wt = rng.tensor([4, 3, k, k]), b = rng.tensor([4])
             let oh = (6 + 2 * p - k) / s + 1, ow = (7 + 2 * p - k) / s + 1
-            let saved = maxColumnFloats
-            maxColumnFloats = 2 * 3 * k * k * oh * ow
+            let saved = maxGroupColumnFloats
+            maxGroupColumnFloats = 2 * 3 * k * k * oh * ow
             let y = conv2d(x, weight: wt, bias: b, stride: s, padding: p)
             let dy = rng.tensor(y.shape)
             let dw = Tensor(zeros: wt.shape), db = Tensor(zeros: b.shape)
             let dx = conv2dBackward(dy, x: x, weight: wt, stride: s, padding: p, weightGrad: dw, biasGrad: db)!
-            maxColumnFloats = 1 << 30
+            maxGroupColumnFloats = 1 << 30
             let dw1 = Tensor(zeros: wt.shape), db1 = Tensor(zeros: b.shape)
             let dx1 = conv2dBackward(dy, x: x, weight: wt, stride: s, padding: p, weightGrad: dw1, biasGrad: db1)!
-            maxColumnFloats = saved
+            maxGroupColumnFloats = saved
             assertClose(y, naiveConv(x, wt, b, stride: s, padding: p), 1e-5, "k\(k) s\(s) p\(p)")
             assertClose(dx, dx1.array, 1e-5, "dx k\(k)")
             assertClose(dw, dw1.array, 1e-5, "dw k\(k)")
