@@ -166,7 +166,7 @@ struct TrainCommand: ParsableCommand {
             if let v = options.checkpointEvery { c.checkpointEvery = v }
             let fm = FileManager.default
             // A run that continues keeps its own settings (architecture, objective, schedule);
-            // only --steps and --batch given on this command line change them.
+            // only --steps, --batch and --checkpoint-every given on this command line change them.
             func continuing(_ saved: URL, of source: String) throws {
                 guard let data = try? Data(contentsOf: saved) else { return }
                 let old = try JSONDecoder().decode(DiffusionTrainingConfig.self, from: data)
@@ -175,10 +175,11 @@ struct TrainCommand: ParsableCommand {
                         ? "\(source) was trained in pixel space: continue it with --pixel, not --vae"
                         : "\(source) was trained on a VAE's latents: continue it with --vae DIR, not --pixel")
                 }
-                let steps = c.steps, batch = c.batchSize
+                let given = c
                 c = old
-                if options.steps != nil { c.steps = steps }
-                if options.batch != nil { c.batchSize = batch }
+                if options.steps != nil { c.steps = given.steps }
+                if options.batch != nil { c.batchSize = given.batchSize }
+                if options.checkpointEvery != nil { c.checkpointEvery = given.checkpointEvery }
             }
             var compactStep: Int?
             if let (_, url) = CheckpointStore(folder: options.folder).latest(), options.resume {
