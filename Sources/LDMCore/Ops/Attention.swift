@@ -147,11 +147,18 @@ public func attentionBackward(_ dOut: Tensor, q: Tensor, k: Tensor, v: Tensor, h
     let alpha = scale ?? 1 / Float(d).squareRoot()
     let dq = Tensor(zeros: q.shape), dk = Tensor(zeros: k.shape), dv = Tensor(zeros: v.shape)
     let chunk = queryChunk(lq, lk)
-    let p = allocateScratch(chunk * lk)
-    let dp = allocateScratch(chunk * lk)
-    defer { freeScratch(p, chunk * lk); freeScratch(dp, chunk * lk) }
-    for bi in 0..<b {
-        for h in 0..<heads {
+    // One job per (batch, head): each writes only its own slices of dq, dk and dv, so the jobs are
+    // shared out over the cores with single-threaded products, as in the forward pass.
+    let jobs = b * heads
+    if jobs == 0 || lq == 0 { return (dq, dk, dv) }
+    let workers = min(Parallel.threadCount, jobs)
+    Parallel.forEach(workers, cost: Parallel.minimumParallelWork) { w in
+        let p = allocateScratch(chunk * lk)
+        let dp = allocateScratch(chunk * lk)
+        defer { freeScratch(p, chunk * lk); freeScratch(dp, chunk * lk) }
+        var job = w
+        while job < jobs {
+            let bi = job / heads, h = job % heads
             var q0 = 0
             while q0 < lq {
                 let rows = min(chunk, lq - q0)
@@ -185,6 +192,7 @@ public func attentionBackward(_ dOut: Tensor, q: Tensor, k: Tensor, v: Tensor, h
                           beta: 1, c: dk.data + bi * lk * width + h * d, ldc: width)
                 q0 += rows
             }
+            job += workers
         }
     }
     return (dq, dk, dv)
