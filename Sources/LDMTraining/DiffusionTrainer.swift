@@ -61,6 +61,9 @@ public struct DiffusionTrainingConfig: Codable, Sendable {
     /// which drowned words the U-Net had not yet learned to use (see Checkpoints/README.md).
     public var textLearningRateScale: Float?
     public var warmupSteps: Int = 500
+    /// Weights of the Shapes caption forms in the training stream (CaptionForm order); nil means
+    /// the even mix. Kept here so a continued run reads the same stream.
+    public var captionMix: [Int]?
     /// Set when the run continued from a compact checkpoint (weights without optimiser moments).
     public var restartStep: Int?
     /// True when the run trains in pixel space (set by the trainer from its `LatentSpace`; absent

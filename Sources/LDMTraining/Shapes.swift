@@ -5,7 +5,9 @@
 //   seed_i = mix(S ⊕ mix(i + γ)),   γ = 0x9E3779B97F4A7C15,
 // (mix = SplitMix64's output function), so any sample can be made alone, in any order, and the
 // same (S, i) gives the same image on every machine. Sample i has caption form
-// `CaptionForm.allCases[i mod 5]`, so every five consecutive samples cover the five forms once.
+// `formCycle[i mod formCycle.count]`; by default the cycle is the five forms once each, so every
+// five consecutive samples cover them all. A weighted mix (`init(seed:formWeights:)`, weights
+// w₁…w₅ in CaptionForm order) repeats each form wₖ times in the cycle, in form order.
 //
 // Drawing a scene for a form (all choices uniform):
 //   1. background light or dark; colours from those the background allows (never white on light,
@@ -113,6 +115,8 @@ public struct ShapesSample: Sendable {
 public struct ShapesGenerator: Sendable {
     /// The dataset seed.
     public var seed: UInt64
+    /// The caption forms of samples 0, 1, 2, …, repeated (see the file header).
+    public let formCycle: [CaptionForm]
 
     /// Gap kept between a shape's bounding box and the canvas edge, in pixels.
     public static let edgeMargin = 2
@@ -123,6 +127,19 @@ public struct ShapesGenerator: Sendable {
 
     public init(seed: UInt64 = 0) {
         self.seed = seed
+        formCycle = CaptionForm.allCases
+    }
+
+    /// A generator whose caption forms follow `formWeights` (one non-negative count per form, in
+    /// `CaptionForm.allCases` order, at least one positive): form k makes up wₖ / Σw of the samples.
+    public init(seed: UInt64, formWeights: [Int]) throws {
+        let forms = CaptionForm.allCases
+        guard formWeights.count == forms.count, formWeights.allSatisfy({ $0 >= 0 && $0 <= 100 }),
+              formWeights.contains(where: { $0 > 0 }) else {
+            throw ShapesMixError(weights: formWeights)
+        }
+        self.seed = seed
+        formCycle = zip(forms, formWeights).flatMap { Array(repeating: $0.0, count: $0.1) }
     }
 
     /// The seed of sample `index`'s random stream.
@@ -130,16 +147,16 @@ public struct ShapesGenerator: Sendable {
         SplitMix64.mix(seed ^ SplitMix64.mix(UInt64(index) &+ SplitMix64.gamma))
     }
 
-    /// The caption form of sample `index`: the five forms in turn.
-    public static func form(at index: Int) -> CaptionForm {
-        CaptionForm.allCases[index % CaptionForm.allCases.count]
+    /// The caption form of sample `index`: the forms of the cycle in turn.
+    public func form(at index: Int) -> CaptionForm {
+        formCycle[index % formCycle.count]
     }
 
     /// Sample `index` (≥ 0) of this seed's dataset.
     public func sample(at index: Int) -> ShapesSample {
         precondition(index >= 0, "ShapesGenerator.sample(at:): index must not be negative")
         var random = SplitMix64(seed: Self.sampleSeed(seed: seed, index: index))
-        let form = Self.form(at: index)
+        let form = self.form(at: index)
         let (scene, caption) = Self.scene(for: form, random: &random)
         return ShapesSample(image: Self.render(scene), parsedCaption: caption, scene: scene)
     }
@@ -281,5 +298,14 @@ public struct ShapesGenerator: Sendable {
             }
         }
         return image
+    }
+}
+
+/// Caption-form weights that do not make a mix.
+public struct ShapesMixError: Error, CustomStringConvertible {
+    public let weights: [Int]
+    public var description: String {
+        "a caption mix needs \(CaptionForm.allCases.count) whole-number weights from 0 to 100 "
+            + "(\(CaptionForm.allCases.map(\.rawValue).joined(separator: ", "))), not all zero; got \(weights.map(String.init).joined(separator: ","))"
     }
 }

@@ -12,6 +12,11 @@ public struct ShapesDataset: ImageCaptionDataset {
     /// `seed` selects the stream: training and held-out sets use different seeds.
     public init(seed: UInt64) { generator = ShapesGenerator(seed: seed) }
 
+    /// The stream of `seed` with the caption forms mixed by `formWeights` (see ShapesGenerator).
+    public init(seed: UInt64, formWeights: [Int]) throws {
+        generator = try ShapesGenerator(seed: seed, formWeights: formWeights)
+    }
+
     public func sample(_ index: Int) throws -> (image: [Float], caption: String) {
         let s = generator.sample(at: index)
         return (FolderDataset.chwPixels(s.image, size: imageSize), s.caption)

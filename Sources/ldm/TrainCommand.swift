@@ -37,8 +37,14 @@ struct TrainCommand: ParsableCommand {
 
         var folder: URL { URL(fileURLWithPath: run) }
 
-        func makeDataset() throws -> (ImageCaptionDataset, ImageCaptionDataset) {
-            if dataset == "shapes" { return (ShapesDataset(seed: 1), ShapesDataset(seed: 2)) }
+        /// The training and held-out sets; `captionMix` weights the Shapes caption forms of the
+        /// training set (the held-out set keeps the even mix).
+        func makeDataset(captionMix: [Int]? = nil) throws -> (ImageCaptionDataset, ImageCaptionDataset) {
+            if dataset == "shapes" {
+                let train = try captionMix.map { try ShapesDataset(seed: 1, formWeights: $0) } ?? ShapesDataset(seed: 1)
+                return (train, ShapesDataset(seed: 2))
+            }
+            if captionMix != nil { throw ValidationError("--caption-mix applies to the shapes dataset only") }
             let d = try FolderImageDataset(directory: dataset, size: 64)
             return (d, d)
         }
@@ -137,6 +143,8 @@ struct TrainCommand: ParsableCommand {
         var lossWeighting: String?
         @Option(help: "The text encoder's learning rate as a fraction of --lr, in (0, 1] (default 1); also switches a continued run.")
         var textLrScale: Float?
+        @Option(help: "Shapes caption forms' weights, comma separated, in the order color, size, background, position, relation (default 1,1,1,1,1); also switches a continued run.")
+        var captionMix: String?
         @Option(help: "Start from a compact checkpoint (written by --save-compact) when the run folder has none.")
         var resumeFrom: String?
         @Flag(help: "With --resume-from: keep the U-Net but start the text encoder from fresh random weights.")
@@ -149,6 +157,19 @@ struct TrainCommand: ParsableCommand {
             if vae != nil && pixel { throw ValidationError("give either --vae DIR (latent space) or --pixel (pixel space), not both") }
             if vae == nil && !pixel { throw ValidationError("give --vae DIR (train on a VAE's latents) or --pixel (train in pixel space)") }
             if reinitTextEncoder && resumeFrom == nil { throw ValidationError("--reinit-text-encoder goes with --resume-from") }
+            if let captionMix {
+                let weights = try parsedMix(captionMix)
+                do { _ = try ShapesGenerator(seed: 0, formWeights: weights) } catch { throw ValidationError("--caption-mix: \(error)") }
+            }
+        }
+
+        func parsedMix(_ text: String) throws -> [Int] {
+            let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+            let weights = parts.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard weights.count == parts.count else {
+                throw ValidationError("--caption-mix takes whole numbers separated by commas, such as 1,2,1,3,3; got \(text)")
+            }
+            return weights
         }
 
         func run() throws {
@@ -203,7 +224,8 @@ struct TrainCommand: ParsableCommand {
             if zeroTerminalSnr { c.zeroTerminalSNR = true }
             if let lossWeighting { c.lossWeighting = lossWeighting }
             if let textLrScale { c.textLearningRateScale = textLrScale }
-            let (train, _) = try options.makeDataset()
+            if let captionMix { c.captionMix = try parsedMix(captionMix) }
+            let (train, _) = try options.makeDataset(captionMix: c.captionMix)
             let captions = try (0..<5000).map { try train.sample($0).caption }
             let space: LatentSpace = try vae.map { try LatentSpace(vaeFolder: URL(fileURLWithPath: $0)) } ?? .pixels
             let trainer = try DiffusionTrainer(config: c, space: space, dataset: train, captions: captions, runFolder: options.folder)

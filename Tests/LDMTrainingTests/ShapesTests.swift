@@ -98,6 +98,23 @@ final class ShapesTests: XCTestCase {
         XCTAssertEqual(Set(samples.map { $0.scene.shapes[0].kind }).count, 3)
     }
 
+    func testWeightedCaptionMix() throws {
+        let even = ShapesGenerator(seed: 5)
+        let mixed = try ShapesGenerator(seed: 5, formWeights: [1, 2, 1, 3, 3])
+        var perForm: [CaptionForm: Int] = [:]
+        for i in 0..<200 { perForm[mixed.sample(at: i).form, default: 0] += 1 }
+        XCTAssertEqual(perForm, [.colorShape: 20, .sizeColorShape: 40, .background: 20, .position: 60, .relation: 60])
+        // The even weights are the default stream, sample for sample.
+        let ones = try ShapesGenerator(seed: 5, formWeights: [1, 1, 1, 1, 1])
+        for i in 0..<20 { XCTAssertEqual(ones.sample(at: i).caption, even.sample(at: i).caption) }
+        // A zero weight leaves its form out.
+        let positionsOnly = try ShapesGenerator(seed: 5, formWeights: [0, 0, 0, 1, 0])
+        XCTAssertTrue((0..<30).allSatisfy { positionsOnly.sample(at: $0).form == .position })
+        for bad in [[1, 1, 1, 1], [0, 0, 0, 0, 0], [1, -1, 1, 1, 1], [1, 1, 1, 1, 101]] {
+            XCTAssertThrowsError(try ShapesGenerator(seed: 0, formWeights: bad), "\(bad)")
+        }
+    }
+
     func testColoursAreExactInsideShapesAndOnTheBackground() {
         for sample in ShapesGenerator(seed: 5).samples(0..<200) {
             let image = sample.image
