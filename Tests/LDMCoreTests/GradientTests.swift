@@ -89,6 +89,25 @@ final class GradientTests: XCTestCase {
         }
     }
 
+    /// Cross-attention: fewer keys than queries (and more), at the U-Net's head layout (4 heads of
+    /// 32) and with the probabilities recomputed in chunks.
+    func testCrossAttentionBackward() {
+        var rng = TestRNG(21)
+        for (lq, lk, dim, heads, scoreFloats) in [(6, 3, 8, 2, maxScoreFloats), (3, 7, 8, 2, maxScoreFloats),
+                                                  (64, 32, 128, 4, maxScoreFloats), (64, 32, 128, 4, 200)] {
+            let q = rng.tensor([2, lq, dim]), k = rng.tensor([2, lk, dim]), v = rng.tensor([2, lk, dim])
+            let r = rng.tensor([2, lq, dim])
+            let saved = maxScoreFloats
+            maxScoreFloats = scoreFloats
+            let (dq, dk, dv) = attentionBackward(r, q: q, k: k, v: v, heads: heads, causal: false)
+            maxScoreFloats = saved
+            let loss = { project(attention(q: q, k: k, v: v, heads: heads, causal: false), r) }
+            checkGradient(q, analytic: dq, eps: 1e-3, loss)
+            checkGradient(k, analytic: dk, eps: 1e-3, loss)
+            checkGradient(v, analytic: dv, eps: 1e-3, loss)
+        }
+    }
+
     func testUpsampleBackward() {
         var rng = TestRNG(18)
         let x = rng.tensor([1, 2, 3, 3]), r = rng.tensor([1, 2, 6, 6])

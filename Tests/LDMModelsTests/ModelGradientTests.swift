@@ -60,7 +60,7 @@ final class ModelGradientTests: XCTestCase {
         check("context", ctx, dctx, loss)
         for (name, p) in unet.namedParameters() where
             name.hasSuffix("conv_in.weight") || name.contains("time_embedding.linear_1.weight")
-            || name.contains("attn2.to_k.weight") || name.contains("down_blocks.0.resnets.0.norm1.weight")
+            || name.contains("attn2.to_k.weight") || name.contains("attn2.to_q.weight") || name.contains("attn1.to_q.weight") || name.contains("down_blocks.0.resnets.0.norm1.weight")
             || name.contains("up_blocks.1.resnets.1.conv1.weight") || name.contains("mid_block.attentions.0.proj_in")
             || name.contains("ff.net.0.proj.weight") || name.hasSuffix("conv_out.bias") || name.contains("downsamplers.0.conv.weight") {
             check(name, p.value, p.grad!, loss)
