@@ -95,6 +95,28 @@ final class NoiseScheduleTrainingTests: XCTestCase {
         XCTAssertThrowsError(try c.validate())
     }
 
+    func testHighNoiseShareDrawsTheNoisiestTimesteps() {
+        var c = DiffusionTrainingConfig()
+        // No share: the plain uniform draw, value for value.
+        var a = SwiftRandomSource(seed: 3), b = SwiftRandomSource(seed: 3)
+        let plain = c.drawTimesteps(count: 4000, &a)
+        XCTAssertEqual(plain, b.uniform(count: 4000).map { min(Int($0 * 1000), 999) })
+        XCTAssertEqual(Double(plain.filter { $0 >= 600 }.count) / 4000, 0.4, accuracy: 0.03)
+        c.highNoiseShare = 1
+        var r = SwiftRandomSource(seed: 3)
+        let all = c.drawTimesteps(count: 4000, &r)
+        XCTAssertTrue(all.allSatisfy { $0 >= 600 && $0 <= 999 })
+        XCTAssertEqual(Set(all).count, 400)
+        // Half the samples from the top 40%, half uniform: 0.5 + 0.5 · 0.4 of them at t ≥ 600.
+        c.highNoiseShare = 0.5
+        var h = SwiftRandomSource(seed: 4)
+        let half = c.drawTimesteps(count: 4000, &h)
+        XCTAssertEqual(Double(half.filter { $0 >= 600 }.count) / 4000, 0.7, accuracy: 0.03)
+        XCTAssertTrue(half.contains(0) || half.contains { $0 < 10 })
+        c.highNoiseShare = 1.5
+        XCTAssertThrowsError(try c.validate())
+    }
+
     /// Runs saved before the settings existed decode with both unset (the old behaviour).
     func testOldRunSettingsDecode() throws {
         var c = DiffusionTrainingConfig()
