@@ -82,10 +82,20 @@ public final class Conv2d: Module {
         return u
     }
 
+    /// For a 3×3, stride-1, padding-1 convolution dx is itself such a convolution: of dy with the
+    /// weights flipped in space and with in and out swapped, W'[c, o, i, j] = W[o, c, 2 − i, 2 − j].
+    /// When the swapped shape takes the Winograd path, dx is computed there (no col2im scatter);
+    /// the weight and bias gradients still come from `conv2dBackward`.
     public func backward(_ dy: Tensor, needInputGrad: Bool = true) -> Tensor? {
         guard let x = input else { preconditionFailure("Conv2d.backward without a training forward") }
-        return conv2dBackward(dy, x: x, weight: weight.value, stride: stride, padding: padding,
-                              weightGrad: weight.grad, biasGrad: bias?.grad, needInputGrad: needInputGrad)
+        let w = weight.value
+        let winograd = needInputGrad ? winogradTile(inChannels: w.shape[0], outChannels: w.shape[1], kernel: w.shape[2],
+                                                    stride: stride, padding: padding, batch: dy.shape[0],
+                                                    height: dy.shape[2], width: dy.shape[3]) : nil
+        let dx = conv2dBackward(dy, x: x, weight: w, stride: stride, padding: padding,
+                                weightGrad: weight.grad, biasGrad: bias?.grad, needInputGrad: needInputGrad && winograd == nil)
+        guard let winograd else { return dx }
+        return conv2dWinograd(dy, transformedWeight: winograd.filters(flippedTransposedKernel(w)), bias: nil)
     }
 }
 

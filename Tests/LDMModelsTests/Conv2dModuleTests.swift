@@ -27,4 +27,29 @@ final class Conv2dModuleTests: XCTestCase {
         conv.weight.value.data[7] -= 0.25
         XCTAssertLessThan(maxDifference(conv(x), direct()), 1e-5)
     }
+
+    /// The input gradient through the Winograd path (F(2×2) and F(4×4), chosen by the tile count)
+    /// equals the im2col/col2im one, which GradientTests checks against finite differences; the
+    /// weight and bias gradients are unchanged.
+    func testWinogradInputGradientMatchesTheDirectBackward() {
+        var rng = SwiftRandomSource(seed: 5)
+        for (batch, expected) in [(2, WinogradTile.f2x2), (8, WinogradTile.f4x4)] {
+            let conv = Conv2d(32, 40, kernel: 3, padding: 1)
+            conv.initializeWeights(&rng)
+            let x = Tensor(shape: [batch, 32, 16, 18], rng.normal(count: batch * 32 * 16 * 18))
+            XCTAssertEqual(winogradTile(inChannels: 40, outChannels: 32, kernel: 3, stride: 1, padding: 1, batch: batch,
+                                        height: 16, width: 18), expected)
+            conv.setTraining(true)
+            conv.zeroGradients()
+            let y = conv(x)
+            let dy = Tensor(shape: y.shape, rng.normal(count: y.count))
+            let dx = conv.backward(dy)!
+            let dw = Tensor(zeros: conv.weight.value.shape), db = Tensor(zeros: [40])
+            let direct = conv2dBackward(dy, x: x, weight: conv.weight.value, stride: 1, padding: 1, weightGrad: dw, biasGrad: db)!
+            XCTAssertLessThan(maxDifference(dx, direct), 2e-4, "batch \(batch)")
+            XCTAssertLessThan(maxDifference(conv.weight.grad!, dw), 1e-3)
+            XCTAssertLessThan(maxDifference(conv.bias!.grad!, db), 1e-3)
+            XCTAssertNil(conv.backward(dy, needInputGrad: false))
+        }
+    }
 }

@@ -296,3 +296,19 @@ func winogradOutputTile6(_ src: UnsafePointer<Float>, _ stride: Int, _ out: Unsa
         }
     }
 }
+
+/// W'[c, o, i, j] = W[o, c, kH − 1 − i, kW − 1 − j]: the kernel of the input gradient of a
+/// stride-1 convolution with "same" padding (the transposed convolution as a convolution).
+public func flippedTransposedKernel(_ w: Tensor) -> Tensor {
+    precondition(w.rank == 4, "flippedTransposedKernel: weight \(w.shape)")
+    let o = w.shape[0], c = w.shape[1], kh = w.shape[2], kw = w.shape[3], plane = kh * kw
+    let out = Tensor(uninitialized: [c, o, kh, kw])
+    let src = w.data, dst = out.data
+    for oc in 0..<o {
+        for ic in 0..<c {
+            let s = src + (oc * c + ic) * plane, d = dst + (ic * o + oc) * plane
+            for i in 0..<kh { for j in 0..<kw { d[i * kw + j] = s[(kh - 1 - i) * kw + (kw - 1 - j)] } }
+        }
+    }
+    return out
+}
