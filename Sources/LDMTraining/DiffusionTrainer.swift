@@ -67,6 +67,12 @@ public struct DiffusionTrainingConfig: Codable, Sendable {
     /// encoder keeps its residual stream from growing to hundreds of times the token embeddings,
     /// which drowned words the U-Net had not yet learned to use (see Checkpoints/README.md).
     public var textLearningRateScale: Float?
+    /// The learning rate of the U-Net's attention query and key projections (to_q, to_k of every
+    /// self- and cross-attention) as a fraction of `learningRate`; nil means 1. At 1e-3 their
+    /// weights grew until the cross-attention softmax was one-hot (entropy 0.03–1.8 nats of 3.47),
+    /// and a saturated softmax passes no gradient to the queries and keys: every position attended
+    /// to the same token, so position and relation words could not be learned.
+    public var attentionQKLearningRateScale: Float?
     public var warmupSteps: Int = 500
     /// Weights of the Shapes caption forms in the training stream (CaptionForm order); nil means
     /// the even mix. Kept here so a continued run reads the same stream.
@@ -161,6 +167,9 @@ public struct DiffusionTrainingConfig: Codable, Sendable {
         guard ["epsilon", "v_prediction"].contains(predictionType) else {
             throw TrainingError.invalidArgument("prediction type must be epsilon or v_prediction, not \(predictionType)")
         }
+        if let r = attentionQKLearningRateScale, !(r > 0 && r <= 1) {
+            throw TrainingError.invalidArgument("the attention query/key learning-rate scale must be in (0, 1], not \(r)")
+        }
         if let h = highNoiseShare, !(h >= 0 && h <= 1) {
             throw TrainingError.invalidArgument("the high-noise share must be in [0, 1], not \(h)")
         }
@@ -222,8 +231,17 @@ public final class DiffusionTrainer {
         state = TrainingState(params: unet.namedParameters(prefix: "unet.") + text.namedParameters(prefix: "text_encoder."),
                               weightDecay: config.weightDecay, emaDecay: config.emaDecay, runFolder: runFolder)
         let textScale = config.textLearningRateScale ?? 1
-        state.optimizer.learningRateScales = state.params.map { $0.0.hasPrefix("text_encoder.") ? textScale : 1 }
+        let qkScale = config.attentionQKLearningRateScale ?? 1
+        state.optimizer.learningRateScales = state.params.map { name, _ in
+            if name.hasPrefix("text_encoder.") { return textScale }
+            return DiffusionTrainer.isAttentionQueryOrKey(name) ? qkScale : 1
+        }
         alphasCumprod = config.alphasCumprod
+    }
+
+    /// True for the U-Net's attention query and key projection weights ("unet.….attn1.to_q.weight", …).
+    static func isAttentionQueryOrKey(_ name: String) -> Bool {
+        name.hasPrefix("unet.") && [".attn1.to_q.", ".attn1.to_k.", ".attn2.to_q.", ".attn2.to_k."].contains { name.contains($0) }
     }
 
     /// Gives the text encoder fresh random weights (and EMA), keeping the U-Net: for a run that

@@ -143,6 +143,8 @@ struct TrainCommand: ParsableCommand {
         var lossWeighting: String?
         @Option(help: "The text encoder's learning rate as a fraction of --lr, in (0, 1] (default 1); also switches a continued run.")
         var textLrScale: Float?
+        @Option(help: "The learning rate of the U-Net's attention query and key weights as a fraction of --lr, in (0, 1] (default 1); also switches a continued run.")
+        var qkLrScale: Float?
         @Option(help: "Share of samples, in [0, 1], whose timestep is drawn from the noisiest 40% (t ≥ 0.6 T), where layout is decided (default 0); also switches a continued run.")
         var highNoiseShare: Float?
         @Option(help: "Shapes caption forms' weights, comma separated, in the order color, size, background, position, relation (default 1,1,1,1,1); also switches a continued run.")
@@ -228,6 +230,7 @@ struct TrainCommand: ParsableCommand {
             if let textLrScale { c.textLearningRateScale = textLrScale }
             if let captionMix { c.captionMix = try parsedMix(captionMix) }
             if let highNoiseShare { c.highNoiseShare = highNoiseShare }
+            if let qkLrScale { c.attentionQKLearningRateScale = qkLrScale }
             let (train, _) = try options.makeDataset(captionMix: c.captionMix)
             let captions = try (0..<5000).map { try train.sample($0).caption }
             let space: LatentSpace = try vae.map { try LatentSpace(vaeFolder: URL(fileURLWithPath: $0)) } ?? .pixels

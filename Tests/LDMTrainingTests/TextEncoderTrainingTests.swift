@@ -5,10 +5,11 @@ import LDMCore
 @testable import LDMTraining
 
 final class TextEncoderTrainingTests: XCTestCase {
-    func trainer(textScale: Float?) throws -> (DiffusionTrainer, URL) {
+    func trainer(textScale: Float?, qkScale: Float? = nil) throws -> (DiffusionTrainer, URL) {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("ldm-text-lr-\(UUID().uuidString)")
         var c = tinyDiffusionConfig(steps: 2)
         c.textLearningRateScale = textScale
+        c.attentionQKLearningRateScale = qkScale
         let data = SmallShapes(n: 4)
         let captions = try (0..<4).map { try data.sample($0).caption }
         return (try DiffusionTrainer(config: c, space: .pixels, dataset: data, captions: captions, runFolder: root), root)
@@ -29,6 +30,27 @@ final class TextEncoderTrainingTests: XCTestCase {
         }
         XCTAssertEqual(largest["unet."]!, lr, accuracy: lr * 1e-3)
         XCTAssertEqual(largest["text_encoder."]!, 0.25 * lr, accuracy: lr * 1e-3)
+    }
+
+    /// The U-Net's attention query and key weights move at their own rate: at most
+    /// scale · lr · (1 + λ|w|) on the first step, while other U-Net weights move by up to lr.
+    func testAttentionQueriesAndKeysLearnAtTheirOwnRate() throws {
+        let (t, root) = try trainer(textScale: nil, qkScale: 0.1)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let before = t.state.params.map { $0.1.value.copy() }
+        _ = try t.trainStep()
+        let lr = LearningRateSchedule(peak: t.config.learningRate, warmupSteps: t.config.warmupSteps, totalSteps: t.config.steps)(0)
+        var qk: Float = 0, other: Float = 0, qkCount = 0
+        for ((name, p), old) in zip(t.state.params, before) where name.hasPrefix("unet.") && name.hasSuffix(".weight") {
+            let move = zip(p.value.array, old.array).map { abs($0 - $1) }.max() ?? 0
+            if DiffusionTrainer.isAttentionQueryOrKey(name) { qk = max(qk, move); qkCount += 1 } else { other = max(other, move) }
+        }
+        XCTAssertTrue(qkCount > 0 && qkCount % 4 == 0, "attn1 and attn2, to_q and to_k, per block: \(qkCount)")
+        XCTAssertEqual(qk, 0.1 * lr, accuracy: 0.1 * lr * 0.02)
+        XCTAssertGreaterThan(other, 0.9 * lr)
+        var c = DiffusionTrainingConfig()
+        c.attentionQKLearningRateScale = 0
+        XCTAssertThrowsError(try c.validate())
     }
 
     func testScaleOutsideTheRangeIsRejected() {
