@@ -122,6 +122,9 @@ final class OpsTests: XCTestCase {
                                   height: 64, width: 64))
         // Filters transformed on every call: more tiles needed to pay for the transform.
         XCTAssertEqual(tile(640, 32, kept: false), .f2x2)  // 128 tiles of 4×4
+        XCTAssertEqual(tile(640, 40, kept: false), .f4x4)  // 200 tiles of 4×4
+        XCTAssertEqual(tile(1280, 16, kept: false), .f2x2) // 32 tiles of 4×4, 128 of 2×2
+        XCTAssertNil(tile(1280, 8, kept: false))           // 32 tiles of 2×2
         XCTAssertEqual(tile(128, 16, batch: 32, kept: false), .f4x4)
         XCTAssertEqual(tile(1280, 8, kept: false), .f2x2)  // 32 tiles of 2×2
         XCTAssertNil(tile(1280, 4, kept: false))

@@ -35,15 +35,18 @@ public enum WinogradTile: Sendable, Equatable {
 /// at least 32 channels in and out, and enough tiles. Filter transforms and the products they save
 /// both grow with in · out, so the break-even points are counts of tiles. Measured on SD's shapes
 /// (`ldm bench ops`, 2 cores): with the filters kept, F(4×4) beats F(2×2) from 32 of its tiles and
-/// F(2×2) beats im2col from 32 of its tiles; transformed on every call, the F(2×2) filters (≈ 12 ns
-/// per filter) pay from about 32 tiles, and the F(4×4) ones (≈ 50 ns) beat F(2×2) from about 160.
+/// F(2×2) beats im2col from 32 of its tiles. Transformed on every call (≈ 12 ns per F(2×2) filter,
+/// ≈ 35 ns per F(4×4) one, memory-bound), F(4×4) beats F(2×2) from about 160 tiles, and F(2×2)
+/// needs more than 32 tiles: with sgemm at 175 GFLOP/s, 1280 channels at 8×8, batch 2 (32 tiles)
+/// take 28 ms by im2col against 24 ms + 19 ms of filter transform by F(2×2). (F(4×4) at 128 tiles
+/// — 640 channels at 32×32 — measured faster alone but not inside the SD U-Net, so it stays at 160.)
 public func winogradTile(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int,
                          batch: Int, height: Int, width: Int, filtersKept: Bool = false) -> WinogradTile? {
     guard kernel == 3 && stride == 1 && padding == 1 && inChannels >= 32 && outChannels >= 32 else { return nil }
     let tiles2 = batch * ((height + 1) / 2) * ((width + 1) / 2)
     let tiles4 = batch * ((height + 3) / 4) * ((width + 3) / 4)
     if tiles4 >= (filtersKept ? 32 : 160) { return .f4x4 }
-    if tiles2 >= 32 { return .f2x2 }
+    if tiles2 >= (filtersKept ? 32 : 64) { return .f2x2 }
     return nil
 }
 
