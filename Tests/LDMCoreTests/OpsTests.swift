@@ -126,7 +126,6 @@ final class OpsTests: XCTestCase {
         XCTAssertEqual(tile(1280, 16, kept: false), .f2x2) // 32 tiles of 4×4, 128 of 2×2
         XCTAssertNil(tile(1280, 8, kept: false))           // 32 tiles of 2×2
         XCTAssertEqual(tile(128, 16, batch: 32, kept: false), .f4x4)
-        XCTAssertEqual(tile(1280, 8, kept: false), .f2x2)  // 32 tiles of 2×2
         XCTAssertNil(tile(1280, 4, kept: false))
     }
 
