@@ -3,7 +3,10 @@
 
 Run by hand with the reference virtualenv (transformers, torch), never by tests or the product:
 
-    /work/venv/ref/bin/python scripts/probe_text_relation.py [MODEL_DIR]
+    /work/venv/ref/bin/python scripts/probe_text_relation.py [MODEL_DIR [CHECKPOINT_DIR]]
+
+With a training checkpoint folder (checkpoint-NNNNNNN of `ldm train unet`) as well, the text
+encoder's raw (not EMA) weights are read from its model.safetensors, in MODEL_DIR's architecture.
 
 For pairs of prompts that differ in one word (the relation, the position, the size) it prints,
 token by token, |ctx(a) − ctx(b)| / |ctx(a)| of the text encoder's last hidden state. CLIP's
@@ -29,6 +32,20 @@ def main():
     torch.set_num_threads(2)
     tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
     encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", torch_dtype=torch.float32)
+    if len(sys.argv) > 2:
+        from safetensors.torch import load_file
+        raw = load_file(f"{sys.argv[2]}/model.safetensors")
+        prefix = "text_encoder."
+        own = set(encoder.state_dict())
+        state = {}
+        for k, v in raw.items():
+            if k.startswith(prefix):
+                k = k[len(prefix):]
+                # transformers 5 names the modules without the "text_model." level
+                state[k if k in own else k.removeprefix("text_model.")] = v.float()
+        missing, unexpected = encoder.load_state_dict(state, strict=False)
+        if [k for k in missing if "position_ids" not in k] or unexpected:
+            sys.exit(f"checkpoint does not match the model: missing {missing}, unexpected {unexpected}")
     encoder.eval()
 
     def encode(prompt):

@@ -7,13 +7,22 @@ import LDMModels
 @testable import LDMTraining
 
 final class PrecedingWordsObjectiveTests: XCTestCase {
-    /// Each position from the second word to the end token lists the distinct words before it.
-    func testTargetsAreTheDistinctWordsBeforeEachToken() {
+    /// Each position from the first word to the end token targets its own word (half) and the
+    /// distinct words before it (the other half, shared evenly).
+    func testTargetsAreTheOwnWordAndTheDistinctWordsBefore() {
         let bos: Int32 = 1, eos: Int32 = 2
         let ids: [[Int32]] = [[bos, 5, 6, 5, 7, eos, eos, eos], [bos, eos, eos, eos, eos, eos, eos, eos]]
         let t = PrecedingWordsObjective.targets(ids: ids, endID: eos)
-        XCTAssertEqual(t.map(\.row), [2, 3, 4, 5])
-        XCTAssertEqual(t.map(\.words), [[5], [5, 6], [5, 6], [5, 6, 7]])
+        XCTAssertEqual(t.map(\.row), [1, 2, 3, 4, 5, 9])
+        func weights(_ k: Int) -> [Int: Float] { Dictionary(uniqueKeysWithValues: t[k].words.map { ($0.id, $0.weight) }) }
+        XCTAssertEqual(weights(0), [5: 1])
+        XCTAssertEqual(weights(1), [6: 0.5, 5: 0.5])
+        XCTAssertEqual(weights(2), [5: 0.75, 6: 0.25])
+        XCTAssertEqual(weights(3), [7: 0.5, 5: 0.25, 6: 0.25])
+        XCTAssertEqual(weights(4)[5]!, 0.5 / 3, accuracy: 1e-7)
+        XCTAssertEqual(weights(4)[Int(eos)], 0.5)
+        XCTAssertEqual(weights(5), [Int(eos): 1])
+        for k in t.indices { XCTAssertEqual(t[k].words.map(\.weight).reduce(0, +), 1, accuracy: 1e-6) }
     }
 
     /// The gradient with respect to the hidden states and the head's weights and bias matches
