@@ -77,9 +77,6 @@ public struct DiffusionTrainingConfig: Codable, Sendable {
     /// Weights of the Shapes caption forms in the training stream (CaptionForm order); nil means
     /// the even mix. Kept here so a continued run reads the same stream.
     public var captionMix: [Int]?
-    /// Weight of the text encoder's preceding-words objective (PrecedingWordsObjective) beside the
-    /// diffusion loss; nil means 0 (off).
-    public var textAuxWeight: Float?
     /// Set when the run continued from a compact checkpoint (weights without optimiser moments).
     public var restartStep: Int?
     /// True when the run trains in pixel space (set by the trainer from its `LatentSpace`; absent
@@ -173,9 +170,6 @@ public struct DiffusionTrainingConfig: Codable, Sendable {
         if let r = attentionQKLearningRateScale, !(r > 0 && r <= 1) {
             throw TrainingError.invalidArgument("the attention query/key learning-rate scale must be in (0, 1], not \(r)")
         }
-        if let w = textAuxWeight, !(w >= 0 && w.isFinite) {
-            throw TrainingError.invalidArgument("the text encoder's auxiliary weight must be 0 or more, not \(w)")
-        }
         if let h = highNoiseShare, !(h >= 0 && h <= 1) {
             throw TrainingError.invalidArgument("the high-noise share must be in [0, 1], not \(h)")
         }
@@ -205,9 +199,6 @@ public final class DiffusionTrainer {
     var ema: EMA { state.ema }
     let alphasCumprod: [Float]
     public private(set) var step = 0
-    /// The preceding-words objective when `textAuxWeight` is set, and its smoothed loss.
-    public let textAux: PrecedingWordsObjective?
-    public private(set) var textAuxLoss: Float?
 
     /// Trains in `space` (a frozen VAE's latents, or the pixels); `captions` teach the tokenizer its
     /// vocabulary when the run folder has none yet.
@@ -237,19 +228,8 @@ public final class DiffusionTrainer {
         var rng = SwiftRandomSource(seed: config.seed)
         unet.initializeWeights(&rng)
         text.initializeWeights(&rng)
-        if let w = config.textAuxWeight, w > 0 {
-            let aux = PrecedingWordsObjective(hiddenSize: config.textHiddenSize, vocabularySize: tokenizer.vocabularySize, weight: w)
-            var auxRandom = SwiftRandomSource(seed: config.seed &+ 0x7465_7874)   // its own stream: the networks' start is unchanged
-            aux.head.initializeWeights(&auxRandom)
-            textAux = aux
-        } else {
-            textAux = nil
-        }
-        state = TrainingState(params: unet.namedParameters(prefix: "unet.") + text.namedParameters(prefix: "text_encoder.")
-                                  + (textAux?.namedParameters ?? []),
+        state = TrainingState(params: unet.namedParameters(prefix: "unet.") + text.namedParameters(prefix: "text_encoder."),
                               weightDecay: config.weightDecay, emaDecay: config.emaDecay, runFolder: runFolder)
-        // A continued run that turns the objective on has no head in its checkpoints yet.
-        state.optionalPrefixes = ["text_aux."]
         let textScale = config.textLearningRateScale ?? 1
         let qkScale = config.attentionQKLearningRateScale ?? 1
         state.optimizer.learningRateScales = state.params.map { name, _ in
@@ -347,7 +327,6 @@ public final class DiffusionTrainer {
         text.setTraining(true)
         unet.zeroGradients()
         text.zeroGradients()
-        textAux?.head.zeroGradients()
         let ctx = try text(ids).lastHiddenState
         let pred = unet(xt, timesteps: ts.map(Float.init), context: ctx)
         // Loss and backward.
@@ -363,11 +342,6 @@ public final class DiffusionTrainer {
             }
         }
         let dctx = unet.backward(grad)
-        if let textAux {
-            let (auxLoss, dh) = textAux.lossAndGradient(hidden: ctx, ids: ids, endID: tokenizer.eosTokenID)
-            for k in 0..<dctx.count { dctx.data[k] += dh.data[k] }
-            textAuxLoss = textAuxLoss.map { 0.98 * $0 + 0.02 * auxLoss } ?? auxLoss
-        }
         text.backward(dctx)
         unet.setTraining(false)
         text.setTraining(false)

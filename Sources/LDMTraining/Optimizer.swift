@@ -80,15 +80,9 @@ public final class AdamW {
 
     /// Restores moments saved by `namedState`; `step` is used as their age when the file predates
     /// the saved "adam.step".
-    /// Parameters for which `optional` is true may be missing: their moments start at zero.
-    public func restore(step: Int, moments: [String: Tensor], optional: (String) -> Bool = { _ in false }) throws {
+    public func restore(step: Int, moments: [String: Tensor]) throws {
         self.step = moments["adam.step"].map { Int($0.data[0]) } ?? step
         for (k, (name, _)) in parameters.enumerated() {
-            if optional(name) && moments["m." + name] == nil {
-                m[k].data.update(repeating: 0, count: m[k].count)
-                v[k].data.update(repeating: 0, count: v[k].count)
-                continue
-            }
             guard let mm = moments["m." + name], let vv = moments["v." + name], mm.count == m[k].count, vv.count == v[k].count else {
                 throw TrainingError.badCheckpoint("optimizer state lacks \(name)")
             }

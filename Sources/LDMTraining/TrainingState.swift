@@ -13,9 +13,6 @@ public final class TrainingState {
     public let optimizer: AdamW
     public let ema: EMA
     public let store: CheckpointStore
-    /// Parameters whose keys begin with one of these may be missing from a checkpoint (a training
-    /// objective added to a continued run): they keep their current values and fresh moments.
-    public var optionalPrefixes: [String] = []
 
     public init(params: [(String, Parameter)], weightDecay: Float, emaDecay: Float, runFolder: URL) {
         self.params = params
@@ -39,12 +36,7 @@ public final class TrainingState {
     public func load(checkpoint url: URL, step: Int) throws {
         let weights = try loadTensors(url.appendingPathComponent("model.safetensors"))
         let emaWeights = try loadTensors(url.appendingPathComponent("ema.safetensors"))
-        let optional = { (name: String) in self.optionalPrefixes.contains { name.hasPrefix($0) } }
         for ((name, p), (_, shadow)) in zip(params, ema.shadows) {
-            if optional(name) && weights[name] == nil {
-                shadow.copy(from: p.value)
-                continue
-            }
             guard let w = weights[name], w.count == p.value.count, let e = emaWeights[name], e.count == w.count else {
                 throw TrainingError.badCheckpoint("\(url.path) lacks \(name) or has it in another shape")
             }
@@ -53,7 +45,7 @@ public final class TrainingState {
         }
         let moments = url.appendingPathComponent("optimizer.safetensors")
         if FileManager.default.fileExists(atPath: moments.path) {
-            try optimizer.restore(step: step, moments: loadTensors(moments), optional: optional)
+            try optimizer.restore(step: step, moments: loadTensors(moments))
         } else {
             optimizer.step = 0   // fresh moments: bias corrections start again
         }

@@ -78,10 +78,8 @@ struct TrainCommand: ParsableCommand {
         return "samples \(path): \(t.correct)/\(t.total) judged right"
     }
 
-    /// `wordsLoss`: the text encoder's preceding-words loss, when that objective is on.
-    static func report(_ p: ProgressReporter, _ t: TrainingProgress, wordsLoss: Float? = nil) {
-        var detail = String(format: "loss %.4f  %.1f samples/s", t.loss, t.samplesPerSecond)
-        if let wordsLoss { detail += String(format: "  words loss %.3f", wordsLoss) }
+    static func report(_ p: ProgressReporter, _ t: TrainingProgress) {
+        let detail = String(format: "loss %.4f  %.1f samples/s", t.loss, t.samplesPerSecond)
         p.report(step: t.step, total: t.totalSteps, elapsed: t.elapsed, detail: detail, startedAt: t.firstStep)
         if let m = t.message { p.note("step \(t.step): \(m)") }
     }
@@ -151,8 +149,6 @@ struct TrainCommand: ParsableCommand {
         var highNoiseShare: Float?
         @Option(help: "Shapes caption forms' weights, comma separated, in the order color, size, background, position, relation (default 1,1,1,1,1); also switches a continued run.")
         var captionMix: String?
-        @Option(help: "Weight of the text encoder's auxiliary objective: each token predicts the words before it, so a word reaches the tokens after it (default 0, off); also switches a continued run.")
-        var textAuxWeight: Float?
         @Option(help: "Start from a compact checkpoint (written by --save-compact) when the run folder has none.")
         var resumeFrom: String?
         @Flag(help: "With --resume-from: keep the U-Net but start the text encoder from fresh random weights.")
@@ -235,7 +231,6 @@ struct TrainCommand: ParsableCommand {
             if let captionMix { c.captionMix = try parsedMix(captionMix) }
             if let highNoiseShare { c.highNoiseShare = highNoiseShare }
             if let qkLrScale { c.attentionQKLearningRateScale = qkLrScale }
-            if let textAuxWeight { c.textAuxWeight = textAuxWeight }
             let (train, _) = try options.makeDataset(captionMix: c.captionMix)
             let captions = try (0..<5000).map { try train.sample($0).caption }
             let space: LatentSpace = try vae.map { try LatentSpace(vaeFolder: URL(fileURLWithPath: $0)) } ?? .pixels
@@ -259,7 +254,7 @@ struct TrainCommand: ParsableCommand {
             try writeSchedulerConfig(trainer.config, to: options.folder)
             let held = ShapesDataset(seed: 2)
             let samplePrompts = try (0..<20).map { try held.sample($0).caption }
-            try trainer.run(report: { TrainCommand.report(progress, $0, wordsLoss: trainer.textAuxLoss) }, onSample: { step in
+            try trainer.run(report: { TrainCommand.report(progress, $0) }, onSample: { step in
                 try TrainCommand.sampleGrid(trainer, prompts: samplePrompts, folder: options.folder, step: step)
             })
             if let saveCompact {
