@@ -19,13 +19,15 @@ public func benchmarkOps(quick: Bool = false) -> [BenchRow] {
     let fg = 2 * Double(n * n * n) / 1e9
     rows.append(BenchRow(name: "sgemm \(n)×\(n)×\(n)", figures: ["gflops": fg / tg, "seconds": tg, "gflop": fg]))
 
-    // 3×3 convolutions at Stable Diffusion shapes (batch 2, as with classifier-free guidance).
-    let convs: [(Int, Int)] = quick ? [(64, 32)] : [(320, 64), (640, 32), (1280, 16), (1280, 8)]
-    for (ch, hw) in convs {
-        let x = random([2, ch, hw, hw]), w = random([ch, ch, 3, 3]), bias = random([ch])
+    // 3×3 convolutions at Stable Diffusion shapes (batch 2, as with classifier-free guidance) and
+    // at the shipped model's training shapes (16×16 latents, batch 32).
+    let convs: [(Int, Int, Int)] = quick ? [(64, 32, 2)]
+        : [(320, 64, 2), (640, 32, 2), (1280, 16, 2), (1280, 8, 2), (64, 16, 32), (128, 8, 32), (128, 4, 32)]
+    for (ch, hw, batch) in convs {
+        let x = random([batch, ch, hw, hw]), w = random([ch, ch, 3, 3]), bias = random([ch])
         let t = bestTime(repeats: repeats) { _ = conv2d(x, weight: w, bias: bias, stride: 1, padding: 1) }
-        let f = 2 * Double(2 * ch * hw * hw * ch * 9) / 1e9
-        rows.append(BenchRow(name: "conv2d 3×3 \(ch)→\(ch) at \(hw)×\(hw), batch 2",
+        let f = 2 * Double(batch * ch * hw * hw * ch * 9) / 1e9
+        rows.append(BenchRow(name: "conv2d 3×3 \(ch)→\(ch) at \(hw)×\(hw), batch \(batch)",
                              figures: ["gflops": f / t, "seconds": t, "gflop": f]))
         for tile in [WinogradTile.f2x2, .f4x4] {
             let name = tile == .f2x2 ? "F(2×2,3×3)" : "F(4×4,3×3)"
