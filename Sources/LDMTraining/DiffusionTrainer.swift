@@ -77,6 +77,8 @@ public struct DiffusionTrainingConfig: Codable, Sendable {
     /// Weights of the Shapes caption forms in the training stream (CaptionForm order); nil means
     /// the even mix. Kept here so a continued run reads the same stream.
     public var captionMix: [Int]?
+    /// Share of Shapes relation samples drawn in the spread layout (ShapesGenerator); nil means 0.
+    public var spreadRelations: Double?
     /// Set when the run continued from a compact checkpoint (weights without optimiser moments).
     public var restartStep: Int?
     /// True when the run trains in pixel space (set by the trainer from its `LatentSpace`; absent

@@ -22,6 +22,11 @@
 //      boxes are apart by at least 3 pixels in the right order (so the shapes never overlap, even
 //      after a 3×3 blur), and the centre offset along that axis is at least twice the offset
 //      across it.
+//      With a spread share p > 0 (`spreadRelations`, a training curriculum), a further uniform draw
+//      u decides per relation sample: if u < p the pair is placed *spread* instead — along the
+//      axis each shape as far out as its size allows, moved inwards by 0–3 pixels, and across the
+//      axis both within 3 pixels of the middle — so the caption names one of four fixed layouts.
+//      Spread pairs satisfy the same rule (gap ≥ 3 pixels, offset along ≥ twice across).
 //
 // Drawing. Each pixel takes the fraction of its 4×4 grid of sub-pixel samples, at
 // (x + (i + ½)/4, y + (j + ½)/4), that fall inside the shape, and is blended
@@ -117,6 +122,8 @@ public struct ShapesGenerator: Sendable {
     public var seed: UInt64
     /// The caption forms of samples 0, 1, 2, …, repeated (see the file header).
     public let formCycle: [CaptionForm]
+    /// Share of relation samples placed in the spread layout (see the file header), in [0, 1].
+    public var spreadRelations: Double = 0
 
     /// Gap kept between a shape's bounding box and the canvas edge, in pixels.
     public static let edgeMargin = 2
@@ -157,7 +164,7 @@ public struct ShapesGenerator: Sendable {
         precondition(index >= 0, "ShapesGenerator.sample(at:): index must not be negative")
         var random = SplitMix64(seed: Self.sampleSeed(seed: seed, index: index))
         let form = self.form(at: index)
-        let (scene, caption) = Self.scene(for: form, random: &random)
+        let (scene, caption) = Self.scene(for: form, spreadRelations: spreadRelations, random: &random)
         return ShapesSample(image: Self.render(scene), parsedCaption: caption, scene: scene)
     }
 
@@ -168,8 +175,10 @@ public struct ShapesGenerator: Sendable {
 
     // MARK: Scenes
 
-    /// A random scene for `form` and its caption.
-    public static func scene(for form: CaptionForm, random: inout SplitMix64) -> (ShapesScene, ParsedCaption) {
+    /// A random scene for `form` and its caption; `spreadRelations` is the share of relation
+    /// scenes drawn in the spread layout.
+    public static func scene(for form: CaptionForm, spreadRelations: Double = 0,
+                             random: inout SplitMix64) -> (ShapesScene, ParsedCaption) {
         let background = random.pick(ShapesBackground.allCases)
         switch form {
         case .colorShape, .sizeColorShape, .background, .position:
@@ -188,13 +197,16 @@ public struct ShapesGenerator: Sendable {
             return (scene, ShapesCaption.caption(for: scene, form: form)!)
         case .relation:
             let relation = random.pick(ShapeRelation.allCases)
+            let spread = spreadRelations > 0 && random.nextUnit() < spreadRelations
             while true {
                 let a = randomShape(on: background, random: &random)
                 var b = randomShape(on: background, random: &random)
                 while ShapeDescription(b) == ShapeDescription(a) {
                     b = randomShape(on: background, random: &random)
                 }
-                if let (placedA, placedB) = place(a, b, relation: relation, random: &random) {
+                let placed = spread ? placeSpread(a, b, relation: relation, random: &random)
+                    : place(a, b, relation: relation, random: &random)
+                if let (placedA, placedB) = placed {
                     let scene = ShapesScene(background: background, shapes: [placedA, placedB])
                     return (scene, .relation(ShapeDescription(placedA), relation, ShapeDescription(placedB)))
                 }
@@ -260,6 +272,33 @@ public struct ShapesGenerator: Sendable {
             }
         }
         return nil
+    }
+
+    /// Places `a` and `b` in the spread layout for `relation` (see the file header), or nil when
+    /// their sizes cannot stand apart along the axis.
+    static func placeSpread(_ a: ShapeInstance, _ b: ShapeInstance, relation: ShapeRelation,
+                            random: inout SplitMix64) -> (ShapeInstance, ShapeInstance)? {
+        let rangeA = centerRange(a.size), rangeB = centerRange(b.size)
+        let separation = (a.size.extent + b.size.extent) / 2 + shapeGap
+        let aFirst = relation == .leftOf || relation == .above
+        let (low, high) = aFirst ? (rangeA, rangeB) : (rangeB, rangeA)
+        let room = high.upperBound - low.lowerBound - separation
+        guard room >= 0 else { return nil }
+        // Inward moves of 0–3 pixels each, limited so the gap stays.
+        let inLow = random.next(in: 0...min(3, room))
+        let inHigh = random.next(in: 0...min(3, room - inLow))
+        let lowAlong = low.lowerBound + inLow, highAlong = high.upperBound - inHigh
+        let middle = ShapesScene.canvasSize / 2
+        let acrossA = min(max(middle + random.next(in: -3...3), rangeA.lowerBound), rangeA.upperBound)
+        let acrossB = min(max(middle + random.next(in: -3...3), rangeB.lowerBound), rangeB.upperBound)
+        var pa = a, pb = b
+        let (alongA, alongB) = aFirst ? (lowAlong, highAlong) : (highAlong, lowAlong)
+        if relation == .leftOf || relation == .rightOf {
+            (pa.centerX, pa.centerY, pb.centerX, pb.centerY) = (alongA, acrossA, alongB, acrossB)
+        } else {
+            (pa.centerX, pa.centerY, pb.centerX, pb.centerY) = (acrossA, alongA, acrossB, alongB)
+        }
+        return (pa, pb)
     }
 
     // MARK: Drawing

@@ -17,6 +17,9 @@ public struct ShapesDataset: ImageCaptionDataset {
         generator = try ShapesGenerator(seed: seed, formWeights: formWeights)
     }
 
+    /// A stream from `generator` as it is (its form mix and spread share).
+    public init(generator: ShapesGenerator) { self.generator = generator }
+
     public func sample(_ index: Int) throws -> (image: [Float], caption: String) {
         let s = generator.sample(at: index)
         return (FolderDataset.chwPixels(s.image, size: imageSize), s.caption)

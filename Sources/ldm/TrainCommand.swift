@@ -38,13 +38,16 @@ struct TrainCommand: ParsableCommand {
         var folder: URL { URL(fileURLWithPath: run) }
 
         /// The training and held-out sets; `captionMix` weights the Shapes caption forms of the
-        /// training set (the held-out set keeps the even mix).
-        func makeDataset(captionMix: [Int]? = nil) throws -> (ImageCaptionDataset, ImageCaptionDataset) {
+        /// training set and `spreadRelations` is its share of spread relation layouts (the
+        /// held-out set keeps the even mix and random layouts).
+        func makeDataset(captionMix: [Int]? = nil, spreadRelations: Double? = nil) throws -> (ImageCaptionDataset, ImageCaptionDataset) {
             if dataset == "shapes" {
-                let train = try captionMix.map { try ShapesDataset(seed: 1, formWeights: $0) } ?? ShapesDataset(seed: 1)
-                return (train, ShapesDataset(seed: 2))
+                var generator = try captionMix.map { try ShapesGenerator(seed: 1, formWeights: $0) } ?? ShapesGenerator(seed: 1)
+                generator.spreadRelations = spreadRelations ?? 0
+                return (ShapesDataset(generator: generator), ShapesDataset(seed: 2))
             }
             if captionMix != nil { throw ValidationError("--caption-mix applies to the shapes dataset only") }
+            if spreadRelations != nil { throw ValidationError("--spread-relations applies to the shapes dataset only") }
             let d = try FolderImageDataset(directory: dataset, size: 64)
             return (d, d)
         }
@@ -149,6 +152,8 @@ struct TrainCommand: ParsableCommand {
         var highNoiseShare: Float?
         @Option(help: "Shapes caption forms' weights, comma separated, in the order color, size, background, position, relation (default 1,1,1,1,1); also switches a continued run.")
         var captionMix: String?
+        @Option(help: "Share, in [0, 1], of Shapes relation captions whose two shapes are drawn spread apart in a fixed layout (far out along the relation's axis, centred across it) instead of placed at random: a curriculum that makes the relation decide more of the image (default 0); also switches a continued run.")
+        var spreadRelations: Double?
         @Option(help: "Start from a compact checkpoint (written by --save-compact) when the run folder has none.")
         var resumeFrom: String?
         @Flag(help: "With --resume-from: keep the U-Net but start the text encoder from fresh random weights.")
@@ -161,6 +166,9 @@ struct TrainCommand: ParsableCommand {
             if vae != nil && pixel { throw ValidationError("give either --vae DIR (latent space) or --pixel (pixel space), not both") }
             if vae == nil && !pixel { throw ValidationError("give --vae DIR (train on a VAE's latents) or --pixel (train in pixel space)") }
             if reinitTextEncoder && resumeFrom == nil { throw ValidationError("--reinit-text-encoder goes with --resume-from") }
+            if let spreadRelations, !(spreadRelations >= 0 && spreadRelations <= 1) {
+                throw ValidationError("--spread-relations must be a share in [0, 1]; got \(spreadRelations)")
+            }
             if let captionMix {
                 let weights = try parsedMix(captionMix)
                 do { _ = try ShapesGenerator(seed: 0, formWeights: weights) } catch { throw ValidationError("--caption-mix: \(error)") }
@@ -230,8 +238,9 @@ struct TrainCommand: ParsableCommand {
             if let textLrScale { c.textLearningRateScale = textLrScale }
             if let captionMix { c.captionMix = try parsedMix(captionMix) }
             if let highNoiseShare { c.highNoiseShare = highNoiseShare }
+            if let spreadRelations { c.spreadRelations = spreadRelations }
             if let qkLrScale { c.attentionQKLearningRateScale = qkLrScale }
-            let (train, _) = try options.makeDataset(captionMix: c.captionMix)
+            let (train, _) = try options.makeDataset(captionMix: c.captionMix, spreadRelations: c.spreadRelations)
             let captions = try (0..<5000).map { try train.sample($0).caption }
             let space: LatentSpace = try vae.map { try LatentSpace(vaeFolder: URL(fileURLWithPath: $0)) } ?? .pixels
             let trainer = try DiffusionTrainer(config: c, space: space, dataset: train, captions: captions, runFolder: options.folder)

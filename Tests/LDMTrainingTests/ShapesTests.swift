@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import LDMBench
 @testable import LDMTraining
 
 final class ShapesTests: XCTestCase {
@@ -113,6 +114,39 @@ final class ShapesTests: XCTestCase {
         for bad in [[1, 1, 1, 1], [0, 0, 0, 0, 0], [1, -1, 1, 1, 1], [1, 1, 1, 1, 101]] {
             XCTAssertThrowsError(try ShapesGenerator(seed: 0, formWeights: bad), "\(bad)")
         }
+    }
+
+    func testSpreadRelationLayout() throws {
+        var spread = try ShapesGenerator(seed: 7, formWeights: [0, 0, 0, 0, 1])
+        spread.spreadRelations = 1
+        let analyser = ShapesAnalyser()
+        for sample in spread.samples(0..<300) {
+            XCTAssertTrue(sample.parsedCaption.describes(sample.scene), sample.caption)
+            XCTAssertTrue(analyser.judge(analyser.detect(sample.image), caption: sample.parsedCaption).matches, sample.caption)
+            guard case .relation(_, let relation, _) = sample.parsedCaption else { return XCTFail(sample.caption) }
+            let (a, b) = (sample.scene.shapes[0], sample.scene.shapes[1])
+            let horizontal = relation == .leftOf || relation == .rightOf
+            // Centred across the axis, and each shape within 3 pixels of its outermost place along it.
+            for shape in [a, b] {
+                XCTAssertLessThanOrEqual(abs((horizontal ? shape.centerY : shape.centerX) - 32), 3, sample.caption)
+                let range = ShapesGenerator.centerRange(shape.size)
+                let along = horizontal ? shape.centerX : shape.centerY
+                XCTAssertLessThanOrEqual(min(along - range.lowerBound, range.upperBound - along), 3, sample.caption)
+            }
+        }
+        // Share 0 is the default stream, sample for sample; a share in between mixes the layouts.
+        var none = try ShapesGenerator(seed: 7, formWeights: [0, 0, 0, 0, 1])
+        none.spreadRelations = 0
+        let plain = try ShapesGenerator(seed: 7, formWeights: [0, 0, 0, 0, 1])
+        for i in 0..<20 { XCTAssertEqual(none.sample(at: i).image, plain.sample(at: i).image) }
+        var half = plain
+        half.spreadRelations = 0.5
+        let centred = (0..<200).filter { i in
+            let s = half.sample(at: i)
+            return s.scene.shapes.allSatisfy { abs($0.centerX - 32) <= 3 || abs($0.centerY - 32) <= 3 }
+        }.count
+        XCTAssertGreaterThan(centred, 80)
+        XCTAssertLessThan(centred, 170)
     }
 
     func testColoursAreExactInsideShapesAndOnTheBackground() {
