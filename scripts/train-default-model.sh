@@ -22,7 +22,7 @@ export MALLOC_TOP_PAD_=${MALLOC_TOP_PAD_:-268435456}
 $LDM train vae --run "$RUN/vae" --resume --steps "$VAE_STEPS" --batch 8 --lr 1e-3 --checkpoint-every 250 \
     --export "$RUN/vae-model"
 $LDM train unet --run "$RUN/unet" --resume --vae "$RUN/vae-model" --steps "$UNET_STEPS" --batch 32 \
-    --layers 2 --lr 1e-3 --text-lr-scale 0.5 --qk-lr-scale 0.1 --caption-mix 1,3,1,1,6 --spread-relations 0.75 --high-noise-share 0.5 --zero-terminal-snr --loss-weighting min_snr_plus_one --checkpoint-every 500 \
+    --layers 2 --lr 1e-3 --text-lr-scale 0.5 --qk-lr-scale 0.1 --caption-mix 1,3,1,1,6 --spread-relations 0.75 --high-noise-share 0.3 --zero-terminal-snr --loss-weighting min_snr_plus_one --checkpoint-every 500 \
     --export "$RUN/model" --export-f16
 rm -rf Checkpoints.new && mkdir Checkpoints.new
 cp -r "$RUN/model/." Checkpoints.new/
