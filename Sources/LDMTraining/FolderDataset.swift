@@ -115,6 +115,9 @@ public struct FolderDataset: Sendable {
                             caption: caption, imagePath: entry.imagePath)
     }
 
+    /// The caption of pair `index`, trimmed.
+    public func caption(at index: Int) throws -> String { try Self.readCaption(entries[index].captionPath) }
+
     /// `image` centre-cropped and resized to `size`×`size`, as CHW floats v / 127.5 − 1.
     public static func chwPixels(_ image: RGBImage, size: Int) -> [Float] {
         let hwc = image.squareResampled(to: size)

@@ -38,6 +38,11 @@ public struct VAETrainingConfig: Codable, Sendable {
     public var sampleEvery: Int = 500
     /// Held-out images scored for PSNR.
     public var heldOutCount: Int = 64
+    /// A trained VAE folder (config.json + weights) to start from instead of random weights.
+    public var initialWeights: String? = nil
+    /// Train only the decoder (and post_quant_conv); the encoder stays as loaded, so the latents a
+    /// diffusion model was trained on do not change and the fine-tuned VAE can replace the old one.
+    public var decoderOnly = false
 
     public init() {}
 
@@ -64,10 +69,22 @@ public final class VAETrainer {
         self.config = config
         self.dataset = dataset
         self.heldOut = heldOut
+        if config.decoderOnly && config.initialWeights == nil {
+            throw TrainingError.invalidArgument("training the decoder only needs a trained VAE to start from")
+        }
         vae = try AutoencoderKL(config: config.vaeConfig)
         var rng = SwiftRandomSource(seed: config.seed)
         vae.initializeWeights(&rng)
-        state = TrainingState(params: vae.namedParameters(), weightDecay: 0, emaDecay: config.emaDecay, runFolder: runFolder)
+        if let folder = config.initialWeights {
+            try vae.load(folder: URL(fileURLWithPath: folder), component: "vae")
+        }
+        let trained = config.decoderOnly ? vae.namedParameters().filter(VAETrainer.isDecoderParameter) : vae.namedParameters()
+        state = TrainingState(params: trained, weightDecay: 0, emaDecay: config.emaDecay, runFolder: runFolder)
+    }
+
+    /// Whether a parameter belongs to the decoder side: decoder.* and post_quant_conv.*.
+    static func isDecoderParameter(_ named: (String, Parameter)) -> Bool {
+        named.0.hasPrefix("decoder.") || named.0.hasPrefix("post_quant_conv.")
     }
 
     /// Loads the newest complete checkpoint; returns its step, or nil when there is none.
@@ -88,6 +105,10 @@ public final class VAETrainer {
         let (x, _) = try dataset.batch(from: step * b, count: b)
         var rng = stepRandom(seed: config.seed, step: step, stream: 1)
         vae.setTraining(true)
+        if config.decoderOnly {   // the frozen encoder keeps no activations for a backward pass
+            vae.encoder.setTraining(false)
+            vae.quantConv?.setTraining(false)
+        }
         vae.zeroGradients()
         // Forward: moments → (μ, log σ²) → z → x̂.
         var moments = vae.encoder(x)
@@ -115,7 +136,14 @@ public final class VAETrainer {
         }
         // Backward through the decoder, the sampling and the KL term.
         var dzq = vae.decoder.backward(dx)
-        if let pq = vae.postQuantConv { dzq = pq.backward(dzq)! }
+        if let pq = vae.postQuantConv { dzq = pq.backward(dzq, needInputGrad: !config.decoderOnly) ?? dzq }
+        if config.decoderOnly {
+            for i in 0..<mu.count {
+                let lv = min(max(logvarRaw.data[i], -30), 20), m = mu.data[i]
+                kl += Double(0.5 * (m * m + expf(lv) - 1 - lv))
+            }
+            return finishStep(l1: l1, l2: l2, kl: kl, n: n, nl: nl)
+        }
         let dmu = Tensor(uninitialized: mu.shape), dlv = Tensor(uninitialized: mu.shape)
         for i in 0..<mu.count {
             let raw = logvarRaw.data[i]
@@ -134,6 +162,11 @@ public final class VAETrainer {
         var dmoments = concat([dmu, dlv], dim: 1)
         if let q = vae.quantConv { dmoments = q.backward(dmoments)! }
         _ = vae.encoder.backward(dmoments)
+        return finishStep(l1: l1, l2: l2, kl: kl, n: n, nl: nl)
+    }
+
+    /// The optimiser update after a backward pass; returns the step's loss.
+    private func finishStep(l1: Double, l2: Double, kl: Double, n: Float, nl: Float) -> Float {
         vae.setTraining(false)
         state.update(step: step, schedule: LearningRateSchedule(peak: config.learningRate, warmupSteps: config.warmupSteps,
                                                                 totalSteps: config.steps, floor: config.learningRate * 0.05),
@@ -180,10 +213,14 @@ public final class VAETrainer {
 
     var store: CheckpointStore { state.store }
 
-    /// Copies the EMA weights into a fresh model (for export / evaluation).
+    /// Copies the EMA weights into a fresh model (for export / evaluation); parameters that are not
+    /// trained (the encoder of a decoder-only run) are copied as they are.
     public func emaModel() throws -> AutoencoderKL {
         let m = try AutoencoderKL(config: config.vaeConfig)
-        state.copyEMA(into: m.namedParameters())
+        let shadows = Dictionary(uniqueKeysWithValues: state.ema.shadows)
+        for ((name, p), (_, current)) in zip(m.namedParameters(), vae.namedParameters()) {
+            p.value.copy(from: shadows[name] ?? current.value)
+        }
         return m
     }
 

@@ -1,6 +1,7 @@
 // `ldm eval --model DIR --prompts FILE [--json PATH]`: generate every prompt and score it with the
 // Shapes analyser, printing accuracy per caption form and sampling seconds per image (optionally
-// also as JSON, for `ldm report tradeoff`).
+// also as JSON, for `ldm report tradeoff`). `ldm eval --folder DIR` scores existing images instead
+// (a folder dataset: each PNG beside a same-named .txt caption), with no model.
 
 import ArgumentParser
 import Foundation
@@ -14,7 +15,9 @@ struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval", abstract: "Prompt adherence on the Shapes world, per caption form.")
     @OptionGroup var model: ModelArguments
-    @Option(help: "Prompts, one per line (# comments), in the Shapes caption grammar.") var prompts: String
+    @Option(help: "Prompts, one per line (# comments), in the Shapes caption grammar.") var prompts: String?
+    @Option(help: "Score the images of this folder instead of generating: each PNG beside a same-named .txt caption in the Shapes grammar (no model is loaded).")
+    var folder: String?
     @Option(help: "Images per prompt.") var images: Int = 4
     @Option(help: "Denoising steps (default: the model's, else 20).") var steps: Int?
     @Option(help: "Guidance scale (default: the model's, else 7.5).") var guidance: Float?
@@ -27,6 +30,7 @@ struct EvalCommand: ParsableCommand {
     var json: String?
 
     func validate() throws {
+        if (prompts == nil) == (folder == nil) { throw ValidationError("give either --prompts FILE or --folder DIR") }
         if images < 1 { throw ValidationError("--images must be at least 1") }
         if let sampler, SamplerName(rawValue: sampler) == nil { throw ValidationError("unknown sampler \(sampler)") }
         try validateGuidanceRescale(guidanceRescale)
@@ -34,6 +38,8 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let folder { return try scoreFolder(folder) }
+        guard let prompts else { return }
         guard let text = try? String(contentsOfFile: prompts, encoding: .utf8) else {
             throw ValidationError("cannot read prompt file \(prompts)")
         }
@@ -93,5 +99,31 @@ struct EvalCommand: ParsableCommand {
         print(String(format: "sampling: %.3f s per image (%d images in %.1f s, model loading excluded)",
                      figures.secondsPerImage, figures.images, figures.generationSeconds))
         if let json { try figures.write(to: json) }
+    }
+
+    /// Scores every image of a folder dataset against its own caption.
+    private func scoreFolder(_ path: String) throws {
+        let dataset = try FolderDataset(directory: path, size: 64)
+        let analyser = ShapesAnalyser()
+        var evaluation = ShapesEvaluation()
+        var notShapes = 0
+        for i in 0..<dataset.count {
+            let text = try dataset.caption(at: i)
+            guard let caption = ShapesCaption.parse(text) else { notShapes += 1; continue }
+            let imagePath = dataset.entries[i].imagePath
+            let image: RGBImage
+            do { image = try RGBImage.read(path: imagePath) } catch {
+                throw ValidationError("cannot read \(imagePath): \(error)")
+            }
+            evaluation.record(analyser.evaluate(image, caption: caption))
+        }
+        if evaluation.overall.total == 0 {
+            throw ValidationError("no image in \(path) has a caption in the Shapes grammar")
+        }
+        print("folder \(path): \(evaluation.overall.total) images scored"
+              + (notShapes > 0 ? ", \(notShapes) skipped (caption not in the Shapes grammar)" : "")
+              + (dataset.skipped.isEmpty ? "" : ", \(dataset.skipped.count) files without a caption or not PNG"))
+        evaluation.printTable()
+        if attributes { print(evaluation.attributeTable) }
     }
 }

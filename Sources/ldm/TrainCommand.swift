@@ -94,9 +94,33 @@ struct TrainCommand: ParsableCommand {
         var channels: String?
         @Option(help: "Latent channels.") var latentChannels: Int?
         @Option(help: "Residual blocks per level.") var layers: Int?
+        @Option(help: "Start from this trained VAE folder (config.json + weights) instead of random weights; its configuration is used. Give it again with --resume.")
+        var initFrom: String?
+        @Flag(help: "Train only the decoder (needs --init-from): the encoder, and so the latents a U-Net was trained on, stay unchanged.")
+        var decoderOnly = false
+
+        func validate() throws {
+            if decoderOnly && initFrom == nil { throw ValidationError("--decoder-only needs --init-from DIR (a trained VAE)") }
+            if initFrom != nil && (channels != nil || latentChannels != nil || layers != nil) {
+                throw ValidationError("--init-from takes the configuration of its VAE: leave out --channels, --latent-channels and --layers")
+            }
+        }
 
         func run() throws {
             var c = VAETrainingConfig()
+            if let initFrom {
+                let start = try loadConfig(VAEConfig.self, from: URL(fileURLWithPath: initFrom).appendingPathComponent("config.json"))
+                c.blockOutChannels = start.blockOutChannels
+                c.layersPerBlock = start.layersPerBlock
+                c.latentChannels = start.latentChannels
+                c.normNumGroups = start.normNumGroups
+                guard c.vaeConfig.useQuantConv == start.useQuantConv, c.vaeConfig.usePostQuantConv == start.usePostQuantConv,
+                      start.sampleSize == 64 else {
+                    throw ValidationError("\(initFrom) is not a VAE of the kind `ldm train vae` makes (64×64 images, quant convs)")
+                }
+                c.initialWeights = initFrom
+                c.decoderOnly = decoderOnly
+            }
             if let channels {
                 let list = channels.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
                 guard list.count >= 1, list.count == channels.split(separator: ",").count else {
@@ -115,7 +139,9 @@ struct TrainCommand: ParsableCommand {
             let trainer = try VAETrainer(config: c, dataset: train, heldOut: heldOut, runFolder: options.folder)
             let progress = ProgressReporter(label: "train vae")
             if options.resume, let s = try trainer.resume() { progress.note("resumed from step \(s)") }
-            progress.note("VAE \(groupedDigits(trainer.vae.parameterCount)) parameters, f = \(c.vaeConfig.downsamplingFactor), batch \(c.batchSize); run folder \(options.run)")
+            progress.note("VAE \(groupedDigits(trainer.vae.parameterCount)) parameters, f = \(c.vaeConfig.downsamplingFactor), batch \(c.batchSize)"
+                          + (c.decoderOnly ? ", decoder only (\(groupedDigits(trainer.state.params.reduce(0) { $0 + $1.1.value.count })) trained)" : "")
+                          + (c.initialWeights.map { ", from \($0)" } ?? "") + "; run folder \(options.run)")
             InterruptFlag.install()
             try trainer.run { TrainCommand.report(progress, $0) }
             if let export = options.export, trainer.step >= c.steps {

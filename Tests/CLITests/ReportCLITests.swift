@@ -47,6 +47,36 @@ final class ReportCLITests: XCTestCase {
         XCTAssertGreaterThan(png.height, 200)
     }
 
+    func testEvalScoresAFolderOfImages() throws {
+        let dir = try temporaryFolder()
+        let made = try ldm(["dataset", "shapes", "--count", "10", "--out", dir.path])
+        XCTAssertEqual(made.status, 0, made.stderr)
+        // A caption outside the Shapes grammar is skipped, not scored.
+        try FileManager.default.copyItem(at: dir.appendingPathComponent(try XCTUnwrap(
+            FileManager.default.contentsOfDirectory(atPath: dir.path).first { $0.hasSuffix(".png") })),
+            to: dir.appendingPathComponent("zz-extra.png"))
+        try "a photograph of a cat".write(to: dir.appendingPathComponent("zz-extra.txt"), atomically: true, encoding: .utf8)
+        let eval = try ldm(["eval", "--folder", dir.path])
+        XCTAssertEqual(eval.status, 0, eval.stderr)
+        XCTAssertTrue(eval.stdout.contains("10 images scored, 1 skipped (caption not in the Shapes grammar)"), eval.stdout)
+        XCTAssertEqual(overall(eval.stdout), ["10", "10", "100.0%"], eval.stdout)
+        // A caption that does not describe its image is judged wrong.
+        let first = try XCTUnwrap(FileManager.default.contentsOfDirectory(atPath: dir.path).sorted().first { $0.hasSuffix(".txt") })
+        let caption = try String(contentsOf: dir.appendingPathComponent(first), encoding: .utf8)
+        let other = caption.contains("circle") ? caption.replacingOccurrences(of: "circle", with: "square")
+            : caption.contains("square") ? caption.replacingOccurrences(of: "square", with: "triangle")
+            : caption.replacingOccurrences(of: "triangle", with: "circle")
+        try other.write(to: dir.appendingPathComponent(first), atomically: true, encoding: .utf8)
+        let again = try ldm(["eval", "--folder", dir.path])
+        XCTAssertEqual(overall(again.stdout), ["9", "10", "90.0%"], again.stdout)
+    }
+
+    /// The figures of the "overall" row of an evaluation table.
+    func overall(_ table: String) -> [String] {
+        let row = table.split(separator: "\n").first { $0.hasPrefix("overall ") } ?? ""
+        return row.split(separator: " ").dropFirst().map(String.init)
+    }
+
     /// A bad command: one error line, non-zero exit, nothing written into a fresh folder.
     func expectOneErrorLine(_ args: (URL) -> [String], mentions: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let dir = try temporaryFolder()
@@ -76,5 +106,9 @@ final class ReportCLITests: XCTestCase {
                                mentions: "--markdown /nonexistent/t.md: no writable folder")
         try expectOneErrorLine({ _ in ["eval", "--model", self.tiny, "--prompts", "Prompts/shapes-single.txt", "--json", "/nonexistent/e.json"] },
                                mentions: "--json /nonexistent/e.json: no writable folder")
+        try expectOneErrorLine({ _ in ["eval", "--folder", "/nonexistent/images"] }, mentions: "/nonexistent/images")
+        try expectOneErrorLine({ _ in ["eval"] }, mentions: "give either --prompts FILE or --folder DIR")
+        try expectOneErrorLine({ _ in ["eval", "--prompts", "Prompts/shapes-single.txt", "--folder", "/tmp"] },
+                               mentions: "give either --prompts FILE or --folder DIR")
     }
 }

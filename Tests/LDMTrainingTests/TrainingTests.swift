@@ -65,6 +65,40 @@ final class TrainingTests: XCTestCase {
         for ((name, a), (_, b)) in zip(straight.ema.shadows, second.ema.shadows) { XCTAssertEqual(a.array, b.array, "EMA \(name)") }
     }
 
+    func testDecoderOnlyFineTuneKeepsTheEncoder() throws {
+        // A trained starting point, exported as a VAE folder.
+        let base = try VAETrainer(config: tinyVAEConfig(steps: 4), dataset: FixedShapes(n: 4), heldOut: FixedShapes(n: 2),
+                                  runFolder: try temporary())
+        for _ in 0..<4 { _ = try base.trainStep() }
+        let start = try temporary().appendingPathComponent("vae")
+        try exportVAE(base.vae, heldOut: FixedShapes(n: 2), to: start, images: 2)
+
+        var config = tinyVAEConfig(steps: 30)
+        config.initialWeights = start.path
+        config.decoderOnly = true
+        let tune = try VAETrainer(config: config, dataset: FixedShapes(n: 4), heldOut: FixedShapes(n: 2), runFolder: try temporary())
+        XCTAssertTrue(tune.state.params.allSatisfy { $0.0.hasPrefix("decoder.") || $0.0.hasPrefix("post_quant_conv.") })
+        let loaded = Dictionary(uniqueKeysWithValues: tune.vae.namedParameters().map { ($0.0, $0.1.value.array) })
+        var losses: [Float] = []
+        for _ in 0..<30 { losses.append(try tune.trainStep()) }
+        XCTAssertLessThan(losses.suffix(5).reduce(0, +), losses.prefix(5).reduce(0, +), "losses \(losses)")
+        let exported = try tune.emaModel()
+        var decoderChanged = false
+        for ((name, p), (_, e)) in zip(tune.vae.namedParameters(), exported.namedParameters()) {
+            if name.hasPrefix("encoder.") || name.hasPrefix("quant_conv.") {
+                XCTAssertEqual(p.value.array, loaded[name], "trained weights \(name)")
+                XCTAssertEqual(e.value.array, loaded[name], "exported weights \(name)")
+            } else if p.value.array != loaded[name] {
+                decoderChanged = true
+            }
+        }
+        XCTAssertTrue(decoderChanged)
+        // The decoder alone needs a trained VAE to start from.
+        var bad = tinyVAEConfig(steps: 1)
+        bad.decoderOnly = true
+        XCTAssertThrowsError(try VAETrainer(config: bad, dataset: FixedShapes(n: 2), heldOut: FixedShapes(n: 2), runFolder: try temporary()))
+    }
+
     func testCheckpointWithoutManifestIsIgnored() throws {
         let folder = try temporary()
         let trainer = try VAETrainer(config: tinyVAEConfig(steps: 4), dataset: FixedShapes(n: 2), heldOut: FixedShapes(n: 2), runFolder: folder)
