@@ -32,10 +32,11 @@
 // 2×2 windows, mean 0.37/255, max 5.4/255; a tiny f = 8 decoder in 3×3 windows, mean 0.85/255, max
 // 29/255. More where windows differ in content: the first VAE shipped with the model (before its
 // decoder was fine-tuned) decoding a shapes image in 24-pixel windows, mean 6.7/255, max 34/255 —
-// a flat window normalised by itself is amplified. Tried and not kept: iterating passes with all layers pooled (diverges on random
-// weights), and per-window statistics corrected by a whole decode of the 2×-subsampled latent (mean
-// 0.5/255 on that trained VAE, but 2.2/255 on random weights). Exact statistics in flat memory cost
-// a pass per group norm; in one pass they would need whole-image activations, the memory tiling avoids.
+// a flat window normalised by itself is amplified. Tried and not kept: iterating passes with all
+// layers pooled (diverges on random weights), and per-window statistics corrected by a whole decode
+// of the 2×-subsampled latent (mean 0.5/255 on that trained VAE, but 2.2/255 on random weights).
+// Exact statistics in flat memory cost a pass per group norm; in one pass they would need
+// whole-image activations, the memory tiling avoids.
 
 import LDMCore
 

@@ -90,6 +90,18 @@ public final class VAETrainer {
     /// Loads the newest complete checkpoint; returns its step, or nil when there is none.
     @discardableResult
     public func resume() throws -> Int? {
+        if let (_, url) = store.latest(),
+           let data = FileManager.default.contents(atPath: url.appendingPathComponent("vae-training.json").path),
+           let saved = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+            // A decoder-only run's checkpoints hold the decoder alone: its encoder comes from
+            // --init-from, which must be the same VAE again.
+            let savedDecoderOnly = saved["decoderOnly"] as? Bool ?? false, savedStart = saved["initialWeights"] as? String
+            if savedDecoderOnly != config.decoderOnly || (savedDecoderOnly && savedStart != config.initialWeights) {
+                throw TrainingError.badCheckpoint(savedDecoderOnly
+                    ? "\(url.path) trains the decoder only, from \(savedStart ?? "?"): resume it with --init-from \(savedStart ?? "?") --decoder-only"
+                    : "\(url.path) trains the whole VAE: resume it without --decoder-only")
+            }
+        }
         guard let s = try state.resume() else { return nil }
         step = s
         return s

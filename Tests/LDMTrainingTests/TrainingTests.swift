@@ -93,6 +93,15 @@ final class TrainingTests: XCTestCase {
             }
         }
         XCTAssertTrue(decoderChanged)
+        // Its checkpoints resume only as a decoder-only run from the same VAE.
+        let folder = try temporary()
+        let first = try VAETrainer(config: config, dataset: FixedShapes(n: 4), heldOut: FixedShapes(n: 2), runFolder: folder)
+        _ = try first.trainStep()
+        try first.checkpoint()
+        XCTAssertEqual(try VAETrainer(config: config, dataset: FixedShapes(n: 4), heldOut: FixedShapes(n: 2), runFolder: folder).resume(), 1)
+        var whole = config
+        whole.decoderOnly = false
+        XCTAssertThrowsError(try VAETrainer(config: whole, dataset: FixedShapes(n: 4), heldOut: FixedShapes(n: 2), runFolder: folder).resume())
         // The decoder alone needs a trained VAE to start from.
         var bad = tinyVAEConfig(steps: 1)
         bad.decoderOnly = true
