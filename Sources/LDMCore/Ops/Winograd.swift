@@ -39,9 +39,9 @@ public enum WinogradTile: Sendable, Equatable {
 /// at least 32 channels in and out, and enough tiles. Filter transforms and the products they save
 /// both grow with in · out, so the break-even points are counts of tiles. Measured on SD's shapes
 /// (`ldm bench ops`, 2 cores): with the filters kept, F(4×4) beats F(2×2) from 32 of its tiles and
-/// F(2×2) beats im2col from 32 of its tiles. Transformed on every call (≈ 12 ns per F(2×2) filter,
-/// ≈ 35 ns per F(4×4) one, memory-bound), F(4×4) beats F(2×2) from about 160 tiles, and F(2×2)
-/// needs more than 32 tiles: with sgemm at 175 GFLOP/s, 1280 channels at 8×8, batch 2 (32 tiles)
+/// F(2×2) beats im2col from 32 of its tiles. Transformed on every call (≈ 7 ns per F(2×2) filter,
+/// ≈ 15 ns per F(4×4) one, eight filters at a time, memory-bound), F(4×4) beats F(2×2) from about
+/// 160 tiles, and F(2×2) needs more than 32 tiles: with sgemm at 175 GFLOP/s, 1280 channels at 8×8, batch 2 (32 tiles)
 /// take 28 ms by im2col against 24 ms + 19 ms of filter transform by F(2×2). (F(4×4) at 128 tiles
 /// — 640 channels at 32×32 — measured faster alone but not inside the SD U-Net, so it stays at 160.)
 public func winogradTile(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int,
@@ -69,72 +69,90 @@ public func contentFingerprint(_ t: Tensor) -> UInt64 {
 /// The transformed filters U = G g Gᵀ of a [out, in, 3, 3] weight for F(2×2, 3×3), as [16, out, in].
 public func winogradWeights(_ weight: Tensor) -> Tensor {
     let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "Winograd filter transform F(2)") }
-    return transformFilters(weight, points: 16) { g, u, ld in
+    return transformFilters(weight, points: 16) { g, u in
         // t = G g (4×3), column by column
-        let t00 = g[0], t01 = g[1], t02 = g[2]
-        let t10 = 0.5 * (g[0] + g[3] + g[6]), t11 = 0.5 * (g[1] + g[4] + g[7]), t12 = 0.5 * (g[2] + g[5] + g[8])
-        let t20 = 0.5 * (g[0] - g[3] + g[6]), t21 = 0.5 * (g[1] - g[4] + g[7]), t22 = 0.5 * (g[2] - g[5] + g[8])
-        let t30 = g[6], t31 = g[7], t32 = g[8]
-        // U = t Gᵀ (4×4), row by row
-        @inline(__always) func row(_ r: Int, _ a: Float, _ b: Float, _ e: Float) {
-            u[(4 * r) * ld] = a
-            u[(4 * r + 1) * ld] = 0.5 * (a + b + e)
-            u[(4 * r + 2) * ld] = 0.5 * (a - b + e)
-            u[(4 * r + 3) * ld] = e
+        @inline(__always) func column(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ e: SIMD8<Float>)
+            -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+            (a, 0.5 * (a + b + e), 0.5 * (a - b + e), e)
         }
-        row(0, t00, t01, t02); row(1, t10, t11, t12); row(2, t20, t21, t22); row(3, t30, t31, t32)
+        let c0 = column(g[0], g[3], g[6]), c1 = column(g[1], g[4], g[7]), c2 = column(g[2], g[5], g[8])
+        // U = t Gᵀ (4×4), row by row
+        @inline(__always) func row(_ r: Int, _ a: SIMD8<Float>, _ b: SIMD8<Float>, _ e: SIMD8<Float>) {
+            let f = column(a, b, e)
+            u[4 * r] = f.0; u[4 * r + 1] = f.1; u[4 * r + 2] = f.2; u[4 * r + 3] = f.3
+        }
+        row(0, c0.0, c1.0, c2.0); row(1, c0.1, c1.1, c2.1); row(2, c0.2, c1.2, c2.2); row(3, c0.3, c1.3, c2.3)
     }
 }
 
 /// The transformed filters U = G g Gᵀ of a [out, in, 3, 3] weight for F(4×4, 3×3), as [36, out, in].
 public func winogradWeights4(_ weight: Tensor) -> Tensor {
     let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "Winograd filter transform F(4)") }
-    return transformFilters(weight, points: 36) { g, u, ld in
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 18) { t in
-            let t = t.baseAddress!
-            // t = G g (6×3), column by column
-            for j in 0..<3 {
-                let f = winogradFilterColumn(g[j], g[3 + j], g[6 + j])
-                t[j] = f.0; t[3 + j] = f.1; t[6 + j] = f.2; t[9 + j] = f.3; t[12 + j] = f.4; t[15 + j] = f.5
-            }
-            // U = t Gᵀ (6×6), row by row
-            for r in 0..<6 {
-                let f = winogradFilterColumn(t[3 * r], t[3 * r + 1], t[3 * r + 2])
-                let base = u + 6 * r * ld
-                base[0] = f.0; base[ld] = f.1; base[2 * ld] = f.2
-                base[3 * ld] = f.3; base[4 * ld] = f.4; base[5 * ld] = f.5
-            }
+    return transformFilters(weight, points: 36) { g, u in
+        // t = G g (6×3), column by column
+        let c0 = winogradFilterColumn(g[0], g[3], g[6])
+        let c1 = winogradFilterColumn(g[1], g[4], g[7])
+        let c2 = winogradFilterColumn(g[2], g[5], g[8])
+        // U = t Gᵀ (6×6), row by row
+        @inline(__always) func row(_ r: Int, _ a: SIMD8<Float>, _ b: SIMD8<Float>, _ e: SIMD8<Float>) {
+            let f = winogradFilterColumn(a, b, e)
+            u[6 * r] = f.0; u[6 * r + 1] = f.1; u[6 * r + 2] = f.2
+            u[6 * r + 3] = f.3; u[6 * r + 4] = f.4; u[6 * r + 5] = f.5
         }
+        row(0, c0.0, c1.0, c2.0); row(1, c0.1, c1.1, c2.1); row(2, c0.2, c1.2, c2.2)
+        row(3, c0.3, c1.3, c2.3); row(4, c0.4, c1.4, c2.4); row(5, c0.5, c1.5, c2.5)
     }
 }
 
-/// Applies `transform` (one 3×3 filter → its `points` values at u[ξ · ld]) to every filter of a
-/// [out, in, 3, 3] weight, giving [points, out, in]. Filters go through in runs of 64 written to a
-/// small buffer first, so the output is written in contiguous runs rather than `points` far-apart
-/// floats per filter.
+/// Applies `transform` to every filter of a [out, in, 3, 3] weight, giving [points, out, in]. Filters
+/// go through in runs of 64: a run's taps are first gathered tap by tap, so `transform` works on
+/// eight filters at once (g[t] holds tap t of eight filters; it writes point ξ of the eight to u[ξ]),
+/// and its output goes to a small buffer that is then written out in contiguous runs.
+@inline(__always)
 func transformFilters(_ weight: Tensor, points: Int,
-                      _ transform: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Tensor {
+                      _ transform: (UnsafePointer<SIMD8<Float>>, UnsafeMutablePointer<SIMD8<Float>>) -> Void) -> Tensor {
     precondition(weight.rank == 4 && weight.shape[2] == 3 && weight.shape[3] == 3, "winograd: weight \(weight.shape)")
-    let o = weight.shape[0], c = weight.shape[1], plane = o * c, run = 64
+    let o = weight.shape[0], c = weight.shape[1], plane = o * c, run = 64, groups = run / 8
     let u = Tensor(uninitialized: [points, o, c])
     let pw = weight.data, pu = u.data
     Parallel.forEach((plane + run - 1) / run, cost: run * points * 8) { block in
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: points * run) { buffer in
-            let buffer = buffer.baseAddress!
+        withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: (9 + points) * groups) { buffer in
+            let taps = buffer.baseAddress!, out = taps + 9 * groups
             let k0 = block * run, count = min(run, plane - k0)
-            for i in 0..<count { transform(pw + (k0 + i) * 9, buffer + i, run) }
-            for xi in 0..<points { (pu + xi * plane + k0).update(from: buffer + xi * run, count: count) }
+            let tapFloats = UnsafeMutableRawPointer(taps).assumingMemoryBound(to: Float.self)
+            // taps as [group][tap][lane]
+            for i in 0..<run {
+                let dst = tapFloats + (i / 8) * 72 + i % 8
+                if i < count {
+                    let src = pw + (k0 + i) * 9
+                    for t in 0..<9 { dst[8 * t] = src[t] }
+                } else {
+                    for t in 0..<9 { dst[8 * t] = 0 }
+                }
+            }
+            for gi in 0..<groups { transform(taps + 9 * gi, out + points * gi) }
+            let outFloats = UnsafeRawPointer(out).assumingMemoryBound(to: Float.self)
+            for xi in 0..<points {
+                let dst = pu + xi * plane + k0
+                var i = 0
+                while i < count {
+                    let n = min(8, count - i)
+                    (dst + i).update(from: outFloats + ((i / 8) * points + xi) * 8, count: n)
+                    i += 8
+                }
+            }
         }
     }
     return u
 }
 
 /// G z for F(4×4, 3×3): the filter taps at the points 0, 1, −1, ½·2, ½·−2 and ∞ (scaled).
+/// Eight columns at once; ⅙, 1/12 and 1/24 are multiplications by the rounded reciprocals.
 @inline(__always)
-func winogradFilterColumn(_ a: Float, _ b: Float, _ e: Float) -> (Float, Float, Float, Float, Float, Float) {
-    let s = a + e
-    return (0.25 * a, -(s + b) / 6, -(s - b) / 6,
-            a / 24 + b / 12 + e / 6, a / 24 - b / 12 + e / 6, e)
+func winogradFilterColumn(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ e: SIMD8<Float>)
+    -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+    let s = a + e, sixth: Float = 1.0 / 6, twelfth: Float = 1.0 / 12, h = a * (1.0 / 24 as Float) + e * sixth
+    return (0.25 * a, -(s + b) * sixth, -(s - b) * sixth, h + b * twelfth, h - b * twelfth, e)
 }
 
 /// Bᵀ z for F(4×4, 3×3) on a column of six inputs.
