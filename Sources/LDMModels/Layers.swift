@@ -68,7 +68,7 @@ public final class Conv2d: Module {
             return conv2dWinograd(x, transformedWeight: keptFilters(t), bias: bias?.value)
         }
         if let t = tile(kept: false) {
-            return conv2dWinograd(x, transformedWeight: t.filters(w), bias: bias?.value)
+            return conv2dWinograd(x, weight: w, tile: t, bias: bias?.value)
         }
         return conv2d(x, weight: w, bias: bias?.value, stride: stride, padding: padding)
     }

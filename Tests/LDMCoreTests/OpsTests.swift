@@ -108,6 +108,25 @@ final class OpsTests: XCTestCase {
                     naiveConv(x, wt, nil, stride: 1, padding: 1), 1e-5, "96 channels")
     }
 
+    func testWinogradFromTheWeightMatchesNaiveLoop() {
+        // Filters transformed inside the convolution: in one group, in several (uneven: 37 output
+        // channels in groups of 16), and all at once when the tiles take several bands.
+        var rng = TestRNG(15)
+        for tile in [WinogradTile.f2x2, .f4x4] {
+            let x = rng.tensor([2, 6, 11, 9]), wt = rng.tensor([37, 6, 3, 3]), b = rng.tensor([37])
+            let expected = naiveConv(x, wt, b, stride: 1, padding: 1)
+            let savedGroup = maxFilterGroupFloats, savedBand = maxWinogradFloats
+            defer { maxFilterGroupFloats = savedGroup; maxWinogradFloats = savedBand }
+            for (group, band) in [(savedGroup, savedBand), (tile.points * 16 * 6, savedBand),
+                                  (tile.points * 16 * 6, tile.points * 37 * 4)] {
+                maxFilterGroupFloats = group
+                maxWinogradFloats = band
+                assertClose(conv2dWinograd(x, weight: wt, tile: tile, bias: b), expected, 1e-5,
+                            "\(tile) groups of \(group) floats, bands of \(band)")
+            }
+        }
+    }
+
     func testWinogradTileChoice() {
         func tile(_ c: Int, _ hw: Int, batch: Int = 2, kept: Bool) -> WinogradTile? {
             winogradTile(inChannels: c, outChannels: c, kernel: 3, stride: 1, padding: 1, batch: batch,

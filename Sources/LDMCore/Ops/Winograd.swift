@@ -69,7 +69,15 @@ public func contentFingerprint(_ t: Tensor) -> UInt64 {
 /// The transformed filters U = G g Gᵀ of a [out, in, 3, 3] weight for F(2×2, 3×3), as [16, out, in].
 public func winogradWeights(_ weight: Tensor) -> Tensor {
     let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "Winograd filter transform F(2)") }
-    return transformFilters(weight, points: 16) { g, u in
+    precondition(weight.rank == 4 && weight.shape[2] == 3 && weight.shape[3] == 3, "winograd: weight \(weight.shape)")
+    let u = Tensor(uninitialized: [16, weight.shape[0], weight.shape[1]])
+    winogradFilters2(weight.data, count: weight.shape[0] * weight.shape[1], into: u.data)
+    return u
+}
+
+/// F(2×2, 3×3) filters of `count` 3×3 filters → u [16, count].
+func winogradFilters2(_ filters: UnsafePointer<Float>, count: Int, into u: UnsafeMutablePointer<Float>) {
+    transformFilters(filters, count: count, into: u, points: 16) { g, u in
         // t = G g (4×3), column by column
         @inline(__always) func column(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ e: SIMD8<Float>)
             -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
@@ -88,7 +96,15 @@ public func winogradWeights(_ weight: Tensor) -> Tensor {
 /// The transformed filters U = G g Gᵀ of a [out, in, 3, 3] weight for F(4×4, 3×3), as [36, out, in].
 public func winogradWeights4(_ weight: Tensor) -> Tensor {
     let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "Winograd filter transform F(4)") }
-    return transformFilters(weight, points: 36) { g, u in
+    precondition(weight.rank == 4 && weight.shape[2] == 3 && weight.shape[3] == 3, "winograd: weight \(weight.shape)")
+    let u = Tensor(uninitialized: [36, weight.shape[0], weight.shape[1]])
+    winogradFilters4(weight.data, count: weight.shape[0] * weight.shape[1], into: u.data)
+    return u
+}
+
+/// F(4×4, 3×3) filters of `count` 3×3 filters → u [36, count].
+func winogradFilters4(_ filters: UnsafePointer<Float>, count: Int, into u: UnsafeMutablePointer<Float>) {
+    transformFilters(filters, count: count, into: u, points: 36) { g, u in
         // t = G g (6×3), column by column
         let c0 = winogradFilterColumn(g[0], g[3], g[6])
         let c1 = winogradFilterColumn(g[1], g[4], g[7])
@@ -104,17 +120,14 @@ public func winogradWeights4(_ weight: Tensor) -> Tensor {
     }
 }
 
-/// Applies `transform` to every filter of a [out, in, 3, 3] weight, giving [points, out, in]. Filters
-/// go through in runs of 64: a run's taps are first gathered tap by tap, so `transform` works on
-/// eight filters at once (g[t] holds tap t of eight filters; it writes point ξ of the eight to u[ξ]),
-/// and its output goes to a small buffer that is then written out in contiguous runs.
+/// Transforms `count` 3×3 filters at `filters` into u [points, count]. Filters go through in runs
+/// of 64: a run's taps are first gathered tap by tap, so `transform` works on eight filters at once
+/// (g[t] holds tap t of eight filters; it writes point ξ of the eight to u[ξ]), and its output goes
+/// to a small buffer that is then written out in contiguous runs.
 @inline(__always)
-func transformFilters(_ weight: Tensor, points: Int,
-                      _ transform: (UnsafePointer<SIMD8<Float>>, UnsafeMutablePointer<SIMD8<Float>>) -> Void) -> Tensor {
-    precondition(weight.rank == 4 && weight.shape[2] == 3 && weight.shape[3] == 3, "winograd: weight \(weight.shape)")
-    let o = weight.shape[0], c = weight.shape[1], plane = o * c, run = 64, groups = run / 8
-    let u = Tensor(uninitialized: [points, o, c])
-    let pw = weight.data, pu = u.data
+func transformFilters(_ filters: UnsafePointer<Float>, count plane: Int, into pu: UnsafeMutablePointer<Float>, points: Int,
+                      _ transform: (UnsafePointer<SIMD8<Float>>, UnsafeMutablePointer<SIMD8<Float>>) -> Void) {
+    let run = 64, groups = run / 8
     Parallel.forEach((plane + run - 1) / run, cost: run * points * 8) { block in
         withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: (9 + points) * groups) { buffer in
             let taps = buffer.baseAddress!, out = taps + 9 * groups
@@ -124,7 +137,7 @@ func transformFilters(_ weight: Tensor, points: Int,
             for i in 0..<run {
                 let dst = tapFloats + (i / 8) * 72 + i % 8
                 if i < count {
-                    let src = pw + (k0 + i) * 9
+                    let src = filters + (k0 + i) * 9
                     for t in 0..<9 { dst[8 * t] = src[t] }
                 } else {
                     for t in 0..<9 { dst[8 * t] = 0 }
@@ -143,7 +156,6 @@ func transformFilters(_ weight: Tensor, points: Int,
             }
         }
     }
-    return u
 }
 
 /// G z for F(4×4, 3×3): the filter taps at the points 0, 1, −1, ½·2, ½·−2 and ∞ (scaled).
@@ -176,23 +188,84 @@ func winogradOutputColumn(_ m0: Float, _ m1: Float, _ m2: Float, _ m3: Float, _ 
 /// `winogradWeights` ([16, O, C], F(2×2, 3×3)) or `winogradWeights4` ([36, O, C], F(4×4, 3×3)) and an
 /// optional bias [O] → [N, O, H, W].
 public func conv2dWinograd(_ x: Tensor, transformedWeight u: Tensor, bias: Tensor?) -> Tensor {
-    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "conv2d 3×3 Winograd F(\(u.shape[0] == 36 ? 4 : 2))") }
     precondition(x.rank == 4 && u.rank == 3 && (u.shape[0] == 16 || u.shape[0] == 36) && u.shape[2] == x.shape[1],
                  "winograd: input \(x.shape) for transformed weight \(u.shape)")
-    let big = u.shape[0] == 36
+    return winogradConvolution(x, tile: u.shape[0] == 36 ? .f4x4 : .f2x2, outChannels: u.shape[1],
+                               filters: .transformed(u.data), bias: bias)
+}
+
+/// The same from the weight [O, C, 3, 3] itself, its filters transformed as the products need them.
+/// When the tiles fit in one band (the usual case below 64×64), a group of output channels at a time
+/// goes into a small buffer that stays in the last-level cache for its products, so no transformed
+/// copy of the whole weight is ever held (the F(2×2) filters of SD's 2560→1280 convolution are 210 MB,
+/// in fresh pages on every call); otherwise all filters are transformed once into working memory.
+public func conv2dWinograd(_ x: Tensor, weight: Tensor, tile: WinogradTile, bias: Tensor?) -> Tensor {
+    precondition(x.rank == 4 && weight.rank == 4 && weight.shape[1] == x.shape[1] && weight.shape[2] == 3
+                 && weight.shape[3] == 3, "winograd: input \(x.shape) for weight \(weight.shape)")
+    return winogradConvolution(x, tile: tile, outChannels: weight.shape[0], filters: .weight(weight.data), bias: bias)
+}
+
+/// Largest group of transformed filters (points · out · in), in floats, made at once by
+/// `conv2dWinograd(_:weight:tile:bias:)` (32 MB). Measured in the SD U-Net call at 64×64, batch 2
+/// (2 cores, 32 MB L3; Winograd F(2×2) time and filter transforms over two calls): 4.2–4.6 s with
+/// the whole weight transformed into a new tensor, 4.8 s into reused working memory, 3.9 s with
+/// 4 MB groups and 3.7 s with 32 MB groups.
+nonisolated(unsafe) var maxFilterGroupFloats = 8 << 20
+
+extension WinogradTile {
+    /// Transforms `count` 3×3 filters at `filters` into u [points, count].
+    func transform(_ filters: UnsafePointer<Float>, count: Int, into u: UnsafeMutablePointer<Float>) {
+        if self == .f2x2 { winogradFilters2(filters, count: count, into: u) } else { winogradFilters4(filters, count: count, into: u) }
+    }
+}
+
+private enum WinogradFilters {
+    case transformed(UnsafePointer<Float>)
+    case weight(UnsafePointer<Float>)
+}
+
+private func winogradConvolution(_ x: Tensor, tile: WinogradTile, outChannels o: Int, filters: WinogradFilters,
+                                 bias: Tensor?) -> Tensor {
+    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "conv2d 3×3 Winograd F(\(tile == .f4x4 ? 4 : 2))") }
+    let big = tile == .f4x4
     let a = big ? 6 : 4, m = a - 2, points = a * a   // input tile a×a, output tile m×m
-    let n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3], o = u.shape[1]
+    let n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     let th = (h + m - 1) / m, tw = (w + m - 1) / m, perImage = th * tw, tiles = n * perImage
     let y = Tensor(uninitialized: [n, o, h, w])
     let band = max(1, min(tiles, maxWinogradFloats / (points * max(c, o))))
     let v = allocateScratch(points * c * band)
     let prod = allocateScratch(points * o * band)
     defer { freeScratch(v, points * c * band); freeScratch(prod, points * o * band) }
-    let px = x.data, py = y.data, pu = u.data, pb = bias?.data
+    // The filters as [points, group, C] blocks: all O at once (given, or transformed here when the
+    // tiles take several bands), or `group` output channels at a time transformed before their products.
+    var pu: UnsafePointer<Float>, group = o, weight: UnsafePointer<Float>? = nil
+    var buffer: (pointer: UnsafeMutablePointer<Float>, count: Int)? = nil
+    defer { if let buffer { freeScratch(buffer.pointer, buffer.count) } }
+    switch filters {
+    case .transformed(let u):
+        pu = u
+    case .weight(let wt) where tiles > band:
+        let count = points * o * c, u = allocateScratch(count)
+        buffer = (u, count)
+        let t = OpProfile.start()
+        tile.transform(wt, count: o * c, into: u)
+        OpProfile.stop(t, "  filter transform")
+        pu = UnsafePointer(u)
+    case .weight(let wt):
+        // Equal groups, each a multiple of 16 channels where it can be.
+        let groups = max(1, (points * o * c + maxFilterGroupFloats - 1) / maxFilterGroupFloats)
+        group = min(o, ((o + groups - 1) / groups + 15) / 16 * 16)
+        let count = points * group * c, u = allocateScratch(count)
+        buffer = (u, count)
+        pu = UnsafePointer(u)
+        weight = wt
+    }
+    let px = x.data, py = y.data, pb = bias?.data
     var p0 = 0
     while p0 < tiles {
         let count = min(band, tiles - p0)
         // V_ξ[c, p] = (Bᵀ d B)_ξ for the a×a input tile of p (zero outside the image).
+        let tIn = OpProfile.start()
         Parallel.forEach(c, cost: count * points) { ch in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: 36) { d in
                 let d = d.baseAddress!
@@ -221,11 +294,26 @@ public func conv2dWinograd(_ x: Tensor, transformedWeight u: Tensor, bias: Tenso
                 }
             }
         }
-        // M_ξ = U_ξ V_ξ: one product [O × C] · [C × count] per tile point, shared out whole over the cores.
-        Parallel.forEach(points, cost: o * c * count) { xi in
-            BLAS.gemm(m: o, n: count, k: c, a: pu + xi * o * c, lda: c, b: v + xi * c * count, ldb: count,
-                      c: prod + xi * o * count, ldc: count)
+        OpProfile.stop(tIn, "  input transform")
+        let tProd = OpProfile.start()
+        // M_ξ = U_ξ V_ξ: one product [group × C] · [C × count] per tile point and group of output
+        // channels, the products of a group shared out whole over the cores.
+        var o0 = 0
+        while o0 < o {
+            let og = min(group, o - o0)
+            if let weight {
+                let t = OpProfile.start()
+                tile.transform(weight + o0 * c * 9, count: og * c, into: UnsafeMutablePointer(mutating: pu))
+                OpProfile.stop(t, "  filter transform")
+            }
+            Parallel.forEach(points, cost: og * c * count) { xi in
+                BLAS.gemm(m: og, n: count, k: c, a: pu + xi * og * c, lda: c, b: v + xi * c * count, ldb: count,
+                          c: prod + xi * o * count + o0 * count, ldc: count)
+            }
+            o0 += og
         }
+        OpProfile.stop(tProd, "  products")
+        let tOut = OpProfile.start()
         // Y = Aᵀ M A for every output channel and tile, plus bias.
         Parallel.forEach(o, cost: count * points) { k in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { out in
@@ -246,6 +334,7 @@ public func conv2dWinograd(_ x: Tensor, transformedWeight u: Tensor, bias: Tenso
                 }
             }
         }
+        OpProfile.stop(tOut, "  output transform")
         p0 += count
     }
     return y
