@@ -167,19 +167,20 @@ func winogradFilterColumn(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ e: SIMD8<Float
     return (0.25 * a, -(s + b) * sixth, -(s - b) * sixth, h + b * twelfth, h - b * twelfth, e)
 }
 
-/// Bᵀ z for F(4×4, 3×3) on a column of six inputs.
+/// Bᵀ z for F(4×4, 3×3) on a column of six inputs (of eight tiles).
 @inline(__always)
-func winogradInputColumn(_ z0: Float, _ z1: Float, _ z2: Float, _ z3: Float, _ z4: Float, _ z5: Float)
-    -> (Float, Float, Float, Float, Float, Float) {
+func winogradInputColumn(_ z0: SIMD8<Float>, _ z1: SIMD8<Float>, _ z2: SIMD8<Float>, _ z3: SIMD8<Float>,
+                         _ z4: SIMD8<Float>, _ z5: SIMD8<Float>)
+    -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
     let a = z4 - 4 * z2, b = z3 - 4 * z1   // rows 1 and 2: a ± b
     let c = z4 - z2, e = 2 * (z3 - z1)     // rows 3 and 4: c ± e
     return (4 * z0 - 5 * z2 + z4, a + b, a - b, c + e, c - e, 4 * z1 - 5 * z3 + z5)
 }
 
-/// Aᵀ m for F(4×4, 3×3) on a column of six products.
+/// Aᵀ m for F(4×4, 3×3) on a column of six products (of eight tiles).
 @inline(__always)
-func winogradOutputColumn(_ m0: Float, _ m1: Float, _ m2: Float, _ m3: Float, _ m4: Float, _ m5: Float)
-    -> (Float, Float, Float, Float) {
+func winogradOutputColumn(_ m0: SIMD8<Float>, _ m1: SIMD8<Float>, _ m2: SIMD8<Float>, _ m3: SIMD8<Float>,
+                          _ m4: SIMD8<Float>, _ m5: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
     let p = m1 + m2, q = m1 - m2, r = m3 + m4, s = m3 - m4
     return (m0 + p + r, q + 2 * s, p + 4 * r, q + 8 * s + m5)
 }
@@ -266,31 +267,45 @@ private func winogradConvolution(_ x: Tensor, tile: WinogradTile, outChannels o:
         let count = min(band, tiles - p0)
         // V_ξ[c, p] = (Bᵀ d B)_ξ for the a×a input tile of p (zero outside the image).
         let tIn = OpProfile.start()
+        // Eight tiles at a time: their a×a inputs gathered lane by lane, transformed as SIMD8 values,
+        // and each point's eight results stored together (tiles p…p+7 are adjacent in V).
         Parallel.forEach(c, cost: count * points) { ch in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 36) { d in
-                let d = d.baseAddress!
-                let src = px, stride = c * count
-                for q in 0..<count {
-                    let p = p0 + q, img = p / perImage, t = p % perImage
-                    let y0 = m * (t / tw) - 1, x0 = m * (t % tw) - 1
-                    let plane = src + (img * c + ch) * h * w
-                    if y0 >= 0 && y0 + a <= h && x0 >= 0 && x0 + a <= w {
-                        for i in 0..<a { for j in 0..<a { d[a * i + j] = plane[(y0 + i) * w + x0 + j] } }
-                    } else {
-                        for i in 0..<a {
-                            let yy = y0 + i
-                            for j in 0..<a {
-                                let xx = x0 + j
-                                d[a * i + j] = yy >= 0 && yy < h && xx >= 0 && xx < w ? plane[yy * w + xx] : 0
+            withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 2 * points) { buffer in
+                let d = buffer.baseAddress!, t = d + points
+                let lanesOf = UnsafeMutableRawPointer(d).assumingMemoryBound(to: Float.self)
+                let stride = c * count
+                var q = 0
+                while q < count {
+                    let lanes = min(8, count - q)
+                    for l in 0..<8 {
+                        let dl = lanesOf + l   // element k of lane l at dl[8 k]
+                        guard l < lanes else {
+                            for k in 0..<points { dl[8 * k] = 0 }
+                            continue
+                        }
+                        let p = p0 + q + l, img = p / perImage, tp = p % perImage
+                        let y0 = m * (tp / tw) - 1, x0 = m * (tp % tw) - 1
+                        let plane = px + (img * c + ch) * h * w
+                        if y0 >= 0 && y0 + a <= h && x0 >= 0 && x0 + a <= w {
+                            for i in 0..<a { for j in 0..<a { dl[8 * (a * i + j)] = plane[(y0 + i) * w + x0 + j] } }
+                        } else {
+                            for i in 0..<a {
+                                let yy = y0 + i
+                                for j in 0..<a {
+                                    let xx = x0 + j
+                                    dl[8 * (a * i + j)] = yy >= 0 && yy < h && xx >= 0 && xx < w ? plane[yy * w + xx] : 0
+                                }
                             }
                         }
                     }
+                    if big { winogradInputTile6(d, t) } else { winogradInputTile4(d, t) }
                     let base = v + ch * count + q
-                    if big {
-                        winogradInputTile6(d, base, stride)
+                    if lanes == 8 {
+                        for xi in 0..<points { UnsafeMutableRawPointer(base + xi * stride).storeBytes(of: t[xi], as: SIMD8<Float>.self) }
                     } else {
-                        winogradInputTile4(d, base, stride)
+                        for xi in 0..<points { for l in 0..<lanes { base[xi * stride + l] = t[xi][l] } }
                     }
+                    q += 8
                 }
             }
         }
@@ -316,21 +331,31 @@ private func winogradConvolution(_ x: Tensor, tile: WinogradTile, outChannels o:
         let tOut = OpProfile.start()
         // Y = Aᵀ M A for every output channel and tile, plus bias.
         Parallel.forEach(o, cost: count * points) { k in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { out in
-                let out = out.baseAddress!
-                let bk = pb?[k] ?? 0
-                for q in 0..<count {
+            withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: points + m * m) { buffer in
+                let products = buffer.baseAddress!, out = products + points
+                let bk = pb?[k] ?? 0, stride = o * count
+                var q = 0
+                while q < count {
+                    let lanes = min(8, count - q)
                     let src = prod + k * count + q
-                    if big {
-                        winogradOutputTile6(src, o * count, out)
+                    if lanes == 8 {
+                        for xi in 0..<points { products[xi] = UnsafeRawPointer(src + xi * stride).loadUnaligned(as: SIMD8<Float>.self) }
                     } else {
-                        winogradOutputTile4(src, o * count, out)
+                        for xi in 0..<points {
+                            var lane = SIMD8<Float>()
+                            for l in 0..<lanes { lane[l] = src[xi * stride + l] }
+                            products[xi] = lane
+                        }
                     }
-                    let p = p0 + q, img = p / perImage, t = p % perImage
-                    let oy = m * (t / tw), ox = m * (t % tw)
-                    let dst = py + (img * o + k) * h * w
-                    let rows = min(m, h - oy), cols = min(m, w - ox)
-                    for i in 0..<rows { for j in 0..<cols { dst[(oy + i) * w + ox + j] = out[m * i + j] + bk } }
+                    if big { winogradOutputTile6(products, out) } else { winogradOutputTile4(products, out) }
+                    for l in 0..<lanes {
+                        let p = p0 + q + l, img = p / perImage, t = p % perImage
+                        let oy = m * (t / tw), ox = m * (t % tw)
+                        let dst = py + (img * o + k) * h * w
+                        let rows = min(m, h - oy), cols = min(m, w - ox)
+                        for i in 0..<rows { for j in 0..<cols { dst[(oy + i) * w + ox + j] = out[m * i + j][l] + bk } }
+                    }
+                    q += 8
                 }
             }
         }
@@ -340,12 +365,12 @@ private func winogradConvolution(_ x: Tensor, tile: WinogradTile, outChannels o:
     return y
 }
 
-/// Writes Bᵀ d B of a 4×4 tile d (row-major) to base[ξ · stride], ξ = 0..<16 (F(2×2, 3×3)).
+/// t[ξ] = (Bᵀ d B)_ξ of eight 4×4 tiles d (row-major), ξ = 0..<16 (F(2×2, 3×3)).
 @inline(__always)
-func winogradInputTile4(_ d: UnsafePointer<Float>, _ base: UnsafeMutablePointer<Float>, _ stride: Int) {
+func winogradInputTile4(_ d: UnsafePointer<SIMD8<Float>>, _ t: UnsafeMutablePointer<SIMD8<Float>>) {
     for r in 0..<4 {
         // row r of Bᵀ d
-        let a0: Float, a1: Float, a2: Float, a3: Float
+        let a0: SIMD8<Float>, a1: SIMD8<Float>, a2: SIMD8<Float>, a3: SIMD8<Float>
         switch r {
         case 0: a0 = d[0] - d[8]; a1 = d[1] - d[9]; a2 = d[2] - d[10]; a3 = d[3] - d[11]
         case 1: a0 = d[4] + d[8]; a1 = d[5] + d[9]; a2 = d[6] + d[10]; a3 = d[7] + d[11]
@@ -353,16 +378,16 @@ func winogradInputTile4(_ d: UnsafePointer<Float>, _ base: UnsafeMutablePointer<
         default: a0 = d[4] - d[12]; a1 = d[5] - d[13]; a2 = d[6] - d[14]; a3 = d[7] - d[15]
         }
         // times B
-        base[(4 * r) * stride] = a0 - a2
-        base[(4 * r + 1) * stride] = a1 + a2
-        base[(4 * r + 2) * stride] = a2 - a1
-        base[(4 * r + 3) * stride] = a1 - a3
+        t[4 * r] = a0 - a2
+        t[4 * r + 1] = a1 + a2
+        t[4 * r + 2] = a2 - a1
+        t[4 * r + 3] = a1 - a3
     }
 }
 
-/// Writes Bᵀ d B of a 6×6 tile d (row-major, overwritten) to base[ξ · stride], ξ = 0..<36 (F(4×4, 3×3)).
+/// t[ξ] = (Bᵀ d B)_ξ of eight 6×6 tiles d (row-major, overwritten), ξ = 0..<36 (F(4×4, 3×3)).
 @inline(__always)
-func winogradInputTile6(_ d: UnsafeMutablePointer<Float>, _ base: UnsafeMutablePointer<Float>, _ stride: Int) {
+func winogradInputTile6(_ d: UnsafeMutablePointer<SIMD8<Float>>, _ t: UnsafeMutablePointer<SIMD8<Float>>) {
     // Bᵀ d, column by column, in place
     for j in 0..<6 {
         let r = winogradInputColumn(d[j], d[6 + j], d[12 + j], d[18 + j], d[24 + j], d[30 + j])
@@ -372,34 +397,31 @@ func winogradInputTile6(_ d: UnsafeMutablePointer<Float>, _ base: UnsafeMutableP
     for i in 0..<6 {
         let row = d + 6 * i
         let r = winogradInputColumn(row[0], row[1], row[2], row[3], row[4], row[5])
-        let dst = base + 6 * i * stride
-        dst[0] = r.0; dst[stride] = r.1; dst[2 * stride] = r.2
-        dst[3 * stride] = r.3; dst[4 * stride] = r.4; dst[5 * stride] = r.5
+        let dst = t + 6 * i
+        dst[0] = r.0; dst[1] = r.1; dst[2] = r.2; dst[3] = r.3; dst[4] = r.4; dst[5] = r.5
     }
 }
 
-/// out (2×2, row-major) = Aᵀ M A of the 4×4 products src[ξ · stride] (F(2×2, 3×3)).
+/// out[i] = (Aᵀ M A)_i (2×2, row-major) of eight tiles' 4×4 products src[ξ] (F(2×2, 3×3)).
 @inline(__always)
-func winogradOutputTile4(_ src: UnsafePointer<Float>, _ stride: Int, _ out: UnsafeMutablePointer<Float>) {
-    @inline(__always) func at(_ xi: Int) -> Float { src[xi * stride] }
+func winogradOutputTile4(_ src: UnsafePointer<SIMD8<Float>>, _ out: UnsafeMutablePointer<SIMD8<Float>>) {
     // s = Aᵀ m (2×4)
-    let s00 = at(0) + at(4) + at(8), s01 = at(1) + at(5) + at(9)
-    let s02 = at(2) + at(6) + at(10), s03 = at(3) + at(7) + at(11)
-    let s10 = at(4) - at(8) - at(12), s11 = at(5) - at(9) - at(13)
-    let s12 = at(6) - at(10) - at(14), s13 = at(7) - at(11) - at(15)
+    let s00 = src[0] + src[4] + src[8], s01 = src[1] + src[5] + src[9]
+    let s02 = src[2] + src[6] + src[10], s03 = src[3] + src[7] + src[11]
+    let s10 = src[4] - src[8] - src[12], s11 = src[5] - src[9] - src[13]
+    let s12 = src[6] - src[10] - src[14], s13 = src[7] - src[11] - src[15]
     out[0] = s00 + s01 + s02; out[1] = s01 - s02 - s03
     out[2] = s10 + s11 + s12; out[3] = s11 - s12 - s13
 }
 
-/// out (4×4, row-major) = Aᵀ M A of the 6×6 products src[ξ · stride] (F(4×4, 3×3)).
+/// out[i] = (Aᵀ M A)_i (4×4, row-major) of eight tiles' 6×6 products src[ξ] (F(4×4, 3×3)).
 @inline(__always)
-func winogradOutputTile6(_ src: UnsafePointer<Float>, _ stride: Int, _ out: UnsafeMutablePointer<Float>) {
-    withUnsafeTemporaryAllocation(of: Float.self, capacity: 24) { s in
+func winogradOutputTile6(_ src: UnsafePointer<SIMD8<Float>>, _ out: UnsafeMutablePointer<SIMD8<Float>>) {
+    withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 24) { s in
         let s = s.baseAddress!
         // s = Aᵀ M (4×6), column by column
         for j in 0..<6 {
-            let r = winogradOutputColumn(src[j * stride], src[(6 + j) * stride], src[(12 + j) * stride],
-                                         src[(18 + j) * stride], src[(24 + j) * stride], src[(30 + j) * stride])
+            let r = winogradOutputColumn(src[j], src[6 + j], src[12 + j], src[18 + j], src[24 + j], src[30 + j])
             s[j] = r.0; s[6 + j] = r.1; s[12 + j] = r.2; s[18 + j] = r.3
         }
         // out = s A (4×4), row by row
