@@ -12,6 +12,8 @@ public struct ModelTiming: Codable, Sendable {
     public var shape: String
     public var parameters: Int
     public var secondsPerCall: Double
+    /// The fastest timed call (what `scripts/bench_pytorch.py` reports for PyTorch: best of its calls).
+    public var bestSeconds: Double
     public var calls: Int
     /// Most bytes held by tensors during the timed calls.
     public var peakTensorBytes: Int
@@ -31,13 +33,16 @@ func time(_ name: String, shape: String, parameters: Int, calls: Int, _ body: ()
     MemoryStatistics.resetPeak()
     OpProfile.reset()
     defer { if OpProfile.enabled { print(OpProfile.report(title: "\(name), \(calls) calls (LDM_PROFILE)")) } }
-    var total = 0.0
+    var total = 0.0, best = Double.infinity
     for _ in 0..<calls {
         let t0 = DispatchTime.now().uptimeNanoseconds
         try body()
-        total += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        total += seconds
+        best = min(best, seconds)
     }
-    return ModelTiming(network: name, shape: shape, parameters: parameters, secondsPerCall: total / Double(calls), calls: calls,
+    return ModelTiming(network: name, shape: shape, parameters: parameters, secondsPerCall: total / Double(calls),
+                       bestSeconds: best, calls: calls,
                        peakTensorBytes: MemoryStatistics.peakBytes, peakResidentBytes: MemoryStatistics.peakResidentBytes,
                        blas: blasDescription)
 }
@@ -115,15 +120,15 @@ public func benchmarkImage(text: CLIPTextModel, unet: UNet2DConditionModel, vae:
     let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
     return ModelTiming(network: "image", shape: "\(size)×\(size), \(steps) DPM++ 2M steps, guidance \(guidance)",
                        parameters: text.parameterCount + unet.parameterCount + vae.decoder.parameterCount,
-                       secondsPerCall: seconds, calls: 1, peakTensorBytes: MemoryStatistics.peakBytes,
+                       secondsPerCall: seconds, bestSeconds: seconds, calls: 1, peakTensorBytes: MemoryStatistics.peakBytes,
                        peakResidentBytes: MemoryStatistics.peakResidentBytes, blas: blasDescription)
 }
 
 extension ModelTiming {
     /// One line for the terminal.
     public var summary: String {
-        String(format: "%@ (%@, %@ parameters): %.3f s per call over %d calls; peak tensors %.2f GiB, peak RSS %.2f GiB; %@",
-               network, shape, groupedDigits(parameters), secondsPerCall, calls,
+        String(format: "%@ (%@, %@ parameters): %.3f s per call over %d calls (best %.3f s); peak tensors %.2f GiB, peak RSS %.2f GiB; %@",
+               network, shape, groupedDigits(parameters), secondsPerCall, calls, bestSeconds,
                Double(peakTensorBytes) / 1_073_741_824, Double(peakResidentBytes) / 1_073_741_824, blas)
     }
 }

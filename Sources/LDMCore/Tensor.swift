@@ -21,11 +21,12 @@ public final class TensorStorage: @unchecked Sendable {
         if let reused = BlockCache.take(bytes) {
             raw = reused
             if zeroed { reused.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
-        } else if zeroed {
+        } else if zeroed && !(hugePagesEnabled && bytes >= 2 << 20) {
             // calloc leaves large blocks as untouched zero pages until written.
             raw = calloc(max(count, 1), MemoryLayout<Float>.stride)
-        } else if posix_memalign(&raw, 64, bytes) != 0 {
-            raw = nil
+        } else {
+            raw = allocateBlock(bytes)
+            if zeroed { raw?.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
         }
         guard let raw else { fatalError("out of memory allocating \(bytes) bytes") }
         base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
