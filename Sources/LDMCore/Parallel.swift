@@ -12,6 +12,8 @@ public enum Parallel {
     /// Number of worker threads used for elementwise work (the machine's active cores).
     nonisolated(unsafe) public static var threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
+    /// Chunks `forEachChunk` makes per worker thread.
+    nonisolated(unsafe) public static var chunksPerWorker = 4
     /// Below this many elements, work runs on the calling thread.
     public static let minimumParallelWork = 1 << 15
 
@@ -28,14 +30,19 @@ public enum Parallel {
             body(0..<count)
             return
         }
-        let chunks = min(count, workers)
-        let per = (count + chunks - 1) / chunks
+        // A few chunks per worker, claimed one at a time: on a shared machine one core can run
+        // slower than the other for a while, and it then simply takes fewer chunks.
+        let per = (count + workers * chunksPerWorker - 1) / (workers * chunksPerWorker)
+        let chunks = (count + per - 1) / per
+        let next = Atomic<Int>(0)
         activeRegions.add(1, ordering: .relaxed)
         defer { activeRegions.subtract(1, ordering: .relaxed) }
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let lo = c * per
-            let hi = min(count, lo + per)
-            if lo < hi { body(lo..<hi) }
+        DispatchQueue.concurrentPerform(iterations: min(workers, chunks)) { _ in
+            while true {
+                let c = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                if c >= chunks { return }
+                body(c * per..<min(count, c * per + per))
+            }
         }
     }
 

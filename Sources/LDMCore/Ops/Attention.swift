@@ -84,8 +84,8 @@ func queryChunk(_ lq: Int, _ lk: Int) -> Int { max(1, min(lq, maxScoreFloats / m
 /// Multi-head attention: q [B, Lq, H·d], k and v [B, Lk, H·d] → [B, Lq, H·d].
 /// `causal` masks key j > query i (CLIP's text transformer).
 ///
-/// The work is split into independent jobs — one (batch, head, block of query rows) each — shared
-/// out over the cores, every job running its two products single-threaded on a score block small
+/// The work is split into independent jobs — one (batch, head, block of query rows) each — claimed
+/// in chunks by the cores, every job running its two products single-threaded on a score block small
 /// enough to stay in the core's cache (`scoreBlockFloats`) from QKᵀ through softmax to PV.
 public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, causal: Bool = false,
                       scale: Float? = nil) -> Tensor {
@@ -102,15 +102,13 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, causal: Bool 
     let rowsPerJob = max(1, min(lq, min(maxScoreFloats, scoreBlockFloats) / max(lk, 1)))
     let blocks = (lq + rowsPerJob - 1) / rowsPerJob
     let jobs = b * heads * blocks
-    let workers = min(Parallel.threadCount, jobs)
     let qd = q.data, kd = k.data, vd = v.data, od = out.data
-    Parallel.forEach(workers, cost: Parallel.minimumParallelWork) { w in
+    Parallel.forEachChunk(jobs, cost: Parallel.minimumParallelWork) { range in
         let scores = allocateScratch(rowsPerJob * max(lk, 1))
         defer { freeScratch(scores, rowsPerJob * max(lk, 1)) }
         withUnsafeTemporaryAllocation(of: Float.self, capacity: rowsPerJob) { inverseSums in
             let inverseSums = inverseSums.baseAddress!
-            var job = w
-            while job < jobs {
+            for job in range {
                 let block = job % blocks, h = (job / blocks) % heads, bi = job / (blocks * heads)
                 let q0 = block * rowsPerJob, rows = min(rowsPerJob, lq - q0)
                 BLAS.gemm(transB: true, m: rows, n: lk, k: d, alpha: alpha, a: qd + (bi * lq + q0) * width + h * d,
@@ -129,7 +127,6 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, causal: Bool 
                     let s = inverseSums[r], row = o + r * vWidth
                     for j in 0..<dv { row[j] *= s }
                 }
-                job += workers
             }
         }
     }
