@@ -31,7 +31,12 @@ public enum WinogradTile: Sendable, Equatable {
 
     /// The transformed filters of a [out, in, 3, 3] weight, [points, out, in].
     public func filters(_ weight: Tensor) -> Tensor {
-        self == .f2x2 ? winogradWeights(weight) : winogradWeights4(weight)
+        let profileToken = OpProfile.start()
+        defer { OpProfile.stop(profileToken, "Winograd filter transform F(\(self == .f4x4 ? 4 : 2))") }
+        precondition(weight.rank == 4 && weight.shape[2] == 3 && weight.shape[3] == 3, "winograd: weight \(weight.shape)")
+        let u = Tensor(uninitialized: [points, weight.shape[0], weight.shape[1]])
+        transform(weight.data, count: weight.shape[0] * weight.shape[1], into: u.data)
+        return u
     }
 }
 
@@ -67,13 +72,7 @@ public func contentFingerprint(_ t: Tensor) -> UInt64 {
 }
 
 /// The transformed filters U = G g Gᵀ of a [out, in, 3, 3] weight for F(2×2, 3×3), as [16, out, in].
-public func winogradWeights(_ weight: Tensor) -> Tensor {
-    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "Winograd filter transform F(2)") }
-    precondition(weight.rank == 4 && weight.shape[2] == 3 && weight.shape[3] == 3, "winograd: weight \(weight.shape)")
-    let u = Tensor(uninitialized: [16, weight.shape[0], weight.shape[1]])
-    winogradFilters2(weight.data, count: weight.shape[0] * weight.shape[1], into: u.data)
-    return u
-}
+public func winogradWeights(_ weight: Tensor) -> Tensor { WinogradTile.f2x2.filters(weight) }
 
 /// F(2×2, 3×3) filters of `count` 3×3 filters → u [16, count].
 func winogradFilters2(_ filters: UnsafePointer<Float>, count: Int, into u: UnsafeMutablePointer<Float>) {
@@ -94,13 +93,7 @@ func winogradFilters2(_ filters: UnsafePointer<Float>, count: Int, into u: Unsaf
 }
 
 /// The transformed filters U = G g Gᵀ of a [out, in, 3, 3] weight for F(4×4, 3×3), as [36, out, in].
-public func winogradWeights4(_ weight: Tensor) -> Tensor {
-    let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "Winograd filter transform F(4)") }
-    precondition(weight.rank == 4 && weight.shape[2] == 3 && weight.shape[3] == 3, "winograd: weight \(weight.shape)")
-    let u = Tensor(uninitialized: [36, weight.shape[0], weight.shape[1]])
-    winogradFilters4(weight.data, count: weight.shape[0] * weight.shape[1], into: u.data)
-    return u
-}
+public func winogradWeights4(_ weight: Tensor) -> Tensor { WinogradTile.f4x4.filters(weight) }
 
 /// F(4×4, 3×3) filters of `count` 3×3 filters → u [36, count].
 func winogradFilters4(_ filters: UnsafePointer<Float>, count: Int, into u: UnsafeMutablePointer<Float>) {
