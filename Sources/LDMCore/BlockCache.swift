@@ -60,25 +60,26 @@ enum BlockCache {
     static var keptBytes: Int { pool.withLock { $0.bytes } }
 }
 
-/// `bytes` of new memory from malloc, contents undefined, or nil when there is none. Blocks of 2 MB
-/// and more start on a 2 MB boundary and ask the kernel for huge pages (`MADV_HUGEPAGE`; the
-/// whole 2 MB pages inside the block only, so the resident size does not grow): one page fault per
-/// 2 MB instead of 512, and fewer TLB misses when weights and activations are streamed.
+/// Blocks of at least this many bytes are given huge pages (the x86-64 huge page size).
+let hugePageBytes = 2 << 20
+
+/// `bytes` of new memory from malloc, contents undefined, or nil when there is none. Blocks of
+/// `hugePageBytes` and more start on a 2 MB boundary and ask the kernel for huge pages
+/// (`MADV_HUGEPAGE`; the whole 2 MB pages inside the block only, so the resident size does not
+/// grow): one page fault per 2 MB instead of 512, and fewer TLB misses when weights and activations
+/// are streamed. Measured on the SD U-Net call at 64×64, batch 2 (2 cores, transparent huge pages
+/// on `madvise`): minor page faults per run 2.29 M → 0.66 M, peak RSS 4.22–4.28 → 4.16–4.19 GiB;
+/// seconds within that machine's run-to-run noise.
 func allocateBlock(_ bytes: Int) -> UnsafeMutableRawPointer? {
     var raw: UnsafeMutableRawPointer?
-    let huge = 2 << 20
-    if bytes >= huge && hugePagesEnabled {
-        guard posix_memalign(&raw, huge, bytes) == 0, let raw else { return nil }
-        _ = madvise(raw, bytes / huge * huge, MADV_HUGEPAGE)
+    if bytes >= hugePageBytes {
+        guard posix_memalign(&raw, hugePageBytes, bytes) == 0, let raw else { return nil }
+        _ = madvise(raw, bytes / hugePageBytes * hugePageBytes, MADV_HUGEPAGE)
         return raw
     }
     guard posix_memalign(&raw, 64, bytes) == 0 else { return nil }
     return raw
 }
-/// Whether large blocks ask for huge pages. Measured on the SD U-Net call at 64×64, batch 2 (2 cores,
-/// transparent huge pages on `madvise`): minor page faults per run 2.29 M → 0.66 M, peak RSS
-/// 4.22–4.28 → 4.16–4.19 GiB; seconds within this machine's run-to-run noise.
-nonisolated(unsafe) var hugePagesEnabled = true
 
 /// `count` floats of working memory, 64-byte aligned, contents undefined; give it back with
 /// `freeScratch` and the same count.

@@ -21,8 +21,9 @@ public final class TensorStorage: @unchecked Sendable {
         if let reused = BlockCache.take(bytes) {
             raw = reused
             if zeroed { reused.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
-        } else if zeroed && !(hugePagesEnabled && bytes >= 2 << 20) {
-            // calloc leaves large blocks as untouched zero pages until written.
+        } else if zeroed && bytes < hugePageBytes {
+            // calloc hands out zeroed memory, leaving pages it maps afresh untouched until written;
+            // huge-page blocks are cleared below.
             raw = calloc(max(count, 1), MemoryLayout<Float>.stride)
         } else {
             raw = allocateBlock(bytes)
