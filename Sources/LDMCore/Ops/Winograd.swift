@@ -46,8 +46,8 @@ public enum WinogradTile: Sendable, Equatable {
 /// (`ldm bench ops`, 2 cores): with the filters kept, F(4×4) beats F(2×2) from 32 of its tiles and
 /// F(2×2) beats im2col from 32 of its tiles. Transformed on every call (≈ 7 ns per F(2×2) filter,
 /// ≈ 15 ns per F(4×4) one, eight filters at a time, memory-bound), F(4×4) beats F(2×2) from about
-/// 160 tiles, and F(2×2) needs more than 32 tiles: with sgemm at 175 GFLOP/s, 1280 channels at 8×8, batch 2 (32 tiles)
-/// take 28 ms by im2col against 24 ms + 19 ms of filter transform by F(2×2). (F(4×4) at 128 tiles
+/// 160 tiles, and F(2×2) needs more than 32 tiles: with sgemm at 175 GFLOP/s, 1280 channels at 8×8,
+/// batch 2 (32 tiles) take 28 ms by im2col against 24 ms + 19 ms of filter transform by F(2×2). (F(4×4) at 128 tiles
 /// — 640 channels at 32×32 — measured faster alone but not inside the SD U-Net, so it stays at 160.)
 public func winogradTile(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int,
                          batch: Int, height: Int, width: Int, filtersKept: Bool = false) -> WinogradTile? {
