@@ -80,6 +80,8 @@ public final class StableDiffusionPipeline {
     public let space: LatentSpace
     /// The VAE; nil for a pixel-space model.
     public var vae: AutoencoderKL? { space.vae }
+    /// The model's name for the `Model:` of the parameters text (the folder's or file's name).
+    public lazy var modelName: String = folder.standardized.lastPathComponent
     /// Called with warnings such as a prompt cut to the tokenizer's length.
     public var warn: (String) -> Void = { FileHandle.standardError.write(("warning: " + $0 + "\n").data(using: .utf8)!) }
 
@@ -126,9 +128,14 @@ public final class StableDiffusionPipeline {
         self.space = space
     }
 
+    /// The scheduler config used instead of the folder's `scheduler/scheduler_config.json`
+    /// (a single file's, with its prediction type set).
+    public var schedulerConfigOverride: Data?
+
     /// The scheduler for `sampler` (nil: the folder's own class) configured from the folder.
     public func makeScheduler(_ sampler: SamplerName?) throws -> any Scheduler {
-        try LDMDiffusion.makeScheduler(folderConfig: folder.appendingPathComponent("scheduler/scheduler_config.json"), sampler: sampler)
+        if let schedulerConfigOverride { return try LDMDiffusion.makeScheduler(configJSON: schedulerConfigOverride, sampler: sampler) }
+        return try LDMDiffusion.makeScheduler(folderConfig: folder.appendingPathComponent("scheduler/scheduler_config.json"), sampler: sampler)
     }
 
     /// Image pixels per latent pixel (1 in pixel space).
@@ -321,7 +328,7 @@ extension StableDiffusionPipeline {
     /// The A1111 name of the folder's own scheduler (e.g. "DPM++ 2M Karras").
     public var folderSamplerLabel: String {
         let url = folder.appendingPathComponent("scheduler/scheduler_config.json")
-        guard let data = try? Data(contentsOf: url),
+        guard let data = schedulerConfigOverride ?? (try? Data(contentsOf: url)),
               let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let cls = obj["_class_name"] as? String else { return "unknown" }
         let karras = obj["use_karras_sigmas"] as? Bool ?? false

@@ -10,7 +10,7 @@ extension Module {
     /// Keys for which `ignore` returns true (buffers such as `position_ids`) may be present without a parameter.
     /// When the file's keys lack `optionalPrefix` (transformers 5 saves CLIP without `text_model.`),
     /// they are matched without it.
-    public func load(from file: SafeTensorsFile, component: String, optionalPrefix: String = "text_model.",
+    public func load(from file: any TensorSource, component: String, optionalPrefix: String = "text_model.",
                      ignore: (String) -> Bool = { $0.hasSuffix("position_ids") }) throws {
         let full = namedParameters()
         let stripped = full.allSatisfy({ $0.0.hasPrefix(optionalPrefix) })
@@ -18,13 +18,13 @@ extension Module {
         let params = stripped ? full.map { (String($0.0.dropFirst(optionalPrefix.count)), $0.1) } : full
         let wanted = Set(params.map(\.0))
         for name in file.names where !wanted.contains(name) && !ignore(name) {
-            throw ModelError.unexpectedTensor(component: component, name: name, shape: (try? file.info(name).shape) ?? [])
+            throw ModelError.unexpectedTensor(component: component, name: name, shape: (try? file.shape(of: name)) ?? [])
         }
         for (name, p) in params {
             guard file.contains(name) else { throw ModelError.missingTensor(component: component, name: name, shape: p.shape) }
-            let info = try file.info(name)
-            guard info.shape == p.shape else {
-                throw ModelError.shapeMismatch(component: component, name: name, expected: p.shape, found: info.shape)
+            let shape = try file.shape(of: name)
+            guard shape == p.shape else {
+                throw ModelError.shapeMismatch(component: component, name: name, expected: p.shape, found: shape)
             }
             try file.copyFloats(name, into: p.value.data, count: p.value.count)
         }

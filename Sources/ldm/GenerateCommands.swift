@@ -20,7 +20,7 @@ struct Txt2Img: ParsableCommand {
             if g.prompt != nil { throw ValidationError("give the prompt once: as an argument or with --prompt") }
             g.prompt = positionalPrompt
         }
-        try runGeneration(pipelineFolder: model.folder(), args: g, label: "txt2img")
+        try runGeneration(model: model, args: g, label: "txt2img")
     }
 }
 
@@ -64,7 +64,7 @@ struct Img2Img: ParsableCommand {
         guard tensor.shape[2] % 8 == 0, tensor.shape[3] % 8 == 0 else {
             throw ValidationError("the image is \(tensor.shape[3])×\(tensor.shape[2]); width and height must be multiples of 8")
         }
-        try runGeneration(pipelineFolder: model.folder(), args: generate, label: "img2img", prepare: { r in
+        try runGeneration(model: model, args: generate, label: "img2img", prepare: { r in
             r.initImage = tensor
             r.strength = strength
         }, extraSettings: [("Denoising strength", String(format: "%g", strength))])
@@ -115,7 +115,7 @@ struct Inpaint: ParsableCommand {
         let maskTensor = m
         var extra: [(String, String)] = [("Denoising strength", String(format: "%g", strength)), ("Mask blur", "\(feather)")]
         if let extend { extra.append(("Outpaint", extend)) }
-        try runGeneration(pipelineFolder: model.folder(), args: generate, label: "inpaint", prepare: { r in
+        try runGeneration(model: model, args: generate, label: "inpaint", prepare: { r in
             r.initImage = tensor
             r.mask = maskTensor
             r.strength = strength

@@ -10,21 +10,52 @@ import LDMModels
 
 /// Where the model comes from.
 struct ModelArguments: ParsableArguments {
-    @Option(help: "A diffusers model folder (default: the shipped model in Checkpoints/).")
+    @Option(help: "A diffusers model folder, or a single-file checkpoint (.safetensors or .ckpt, SD 1.x/2.x) (default: the shipped model in Checkpoints/).")
     var model: String?
+
+    @Option(help: "For a single-file --model: a diffusers folder whose configs, tokenizer and scheduler describe it.")
+    var config: String?
+
+    @Option(help: "Override the prediction type: epsilon or v_prediction (e.g. an SD 2.x 512 base file).")
+    var prediction: String?
 
     /// The model folder: --model, else Checkpoints/ in the working folder or beside the repository the binary was built in.
     func folder() throws -> URL {
         let fm = FileManager.default
         if let model {
-            guard fm.fileExists(atPath: model) else { throw ValidationError("no model folder at \(model)") }
+            guard fm.fileExists(atPath: model) else { throw ValidationError("no model at \(model)") }
             return URL(fileURLWithPath: model)
         }
+        if let shipped = shippedModel() { return shipped }
+        throw ValidationError("no model in Checkpoints/ yet (train one with `make checkpoints`, or pass --model DIR)")
+    }
+
+    /// Checkpoints/ in the working folder or beside the repository the binary was built in.
+    func shippedModel() -> URL? {
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         let candidates = [URL(fileURLWithPath: "Checkpoints"),
                           exe.deletingLastPathComponent().appendingPathComponent("../../../Checkpoints").standardized]
-        for c in candidates where fm.fileExists(atPath: c.appendingPathComponent("model_index.json").path) { return c }
-        throw ValidationError("no model in Checkpoints/ yet (train one with `make checkpoints`, or pass --model DIR)")
+        return candidates.first { FileManager.default.fileExists(atPath: $0.appendingPathComponent("model_index.json").path) }
+    }
+
+    /// How to open the model: --config, --prediction and the shipped family defaults.
+    var loadOptions: ModelLoadOptions {
+        ModelLoadOptions(config: config.map { URL(fileURLWithPath: $0) },
+                         familyDefaults: shippedModel()?.appendingPathComponent("families"), predictionType: prediction)
+    }
+
+    /// Opens the model (folder or single file).
+    func pipeline(notice: (String) -> Void) throws -> StableDiffusionPipeline {
+        if let prediction, !["epsilon", "v_prediction"].contains(prediction) {
+            throw ValidationError("--prediction must be epsilon or v_prediction (got \(prediction))")
+        }
+        if let config {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: config, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("--config must be a diffusers model folder (got \(config))")
+            }
+        }
+        return try StableDiffusionPipeline.load(model: folder().path, options: loadOptions, notice: notice)
     }
 }
 
@@ -47,6 +78,11 @@ struct GenerateArguments: ParsableArguments {
     @Option(help: "Images per prompt.") var batch: Int = 1
     @Option(help: "A file of prompts, one per line (# starts a comment): one image (set) per prompt.") var prompts: String?
     @Option(name: [.short, .long], help: "Output PNG (numbered -1, -2 … when there are several images).") var output: String = "image.png"
+    @Option(help: ArgumentHelp("A LoRA file (kohya or diffusers/peft .safetensors) and its weight, default 1; repeatable.",
+                               valueName: "path[:weight]"))
+    var lora: [String] = []
+    @Option(help: "Folder of LoRA files named by <lora:NAME:WEIGHT> prompt tags (default: loras/ beside the model).")
+    var loraDir: String?
 
     func validate() throws {
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1 (got \(steps))") }
@@ -107,22 +143,34 @@ struct ModelDefaults: Decodable {
 }
 
 /// Runs the pipeline for every prompt and writes the PNGs with their `parameters` text.
-func runGeneration(pipelineFolder: URL, args: GenerateArguments, label: String,
+func runGeneration(model: ModelArguments, args: GenerateArguments, label: String,
                    prepare: (inout GenerationRequest) throws -> Void = { _ in },
                    extraSettings: [(String, String)] = [],
                    finish: (Tensor, Int) throws -> PNGImage = { images, i in pngImage(images, index: i) }) throws {
     let prompts = try args.promptList()
-    let defaults = ModelDefaults.load(pipelineFolder)
+    let modelPath = try model.folder()
+    let defaults = ModelDefaults.load(modelPath)
     let progress = ProgressReporter(label: label)
-    progress.note("loading \(pipelineFolder.path)")
-    let pipeline = try StableDiffusionPipeline(folder: pipelineFolder)
+    progress.note("loading \(modelPath.path)")
+    let pipeline = try model.pipeline(notice: { progress.note($0) })
     pipeline.warn = { progress.note("warning: " + $0) }
     let samplerName = args.sampler ?? defaults.sampler
     let sampler = samplerName.flatMap(SamplerName.init(rawValue:))
     let total = prompts.count * args.batch
     var written = 0
+    let loras = LoRAResolver(pipeline: pipeline, modelPath: modelPath, folder: args.loraDir)
+    let commandLoRAs = try args.lora.map(parseLoRASpec)
     for (pi, prompt) in prompts.enumerated() {
-        var r = GenerationRequest(prompt: prompt)
+        let (text, tags) = extractLoRATags(prompt)
+        let applied = LoRAApplication()
+        defer { applied.restore() }
+        for (path, weight, name) in commandLoRAs.map({ ($0.0, $0.1, URL(fileURLWithPath: $0.0).deletingPathExtension().lastPathComponent) })
+            + (try tags.map { (try loras.path(named: $0.name), $0.weight, $0.name) }) {
+            let file = try loras.file(path)
+            try applied.apply(file, weight: weight, unet: pipeline.unet, textEncoder: pipeline.textEncoder)
+            progress.note("LoRA \(name) at \(String(format: "%g", weight)): \(file.summary)")
+        }
+        var r = GenerationRequest(prompt: text)
         r.negativePrompt = args.negativePrompt
         r.steps = args.steps ?? defaults.steps ?? 20
         r.guidance = args.guidance ?? defaults.guidance ?? 7.5
@@ -146,10 +194,14 @@ func runGeneration(pipelineFolder: URL, args: GenerateArguments, label: String,
         for i in 0..<args.batch {
             var settings: [(String, String)] = [("Steps", "\(r.steps)"), ("Sampler", samplerLabel),
                                                 ("CFG scale", String(format: "%g", r.guidance)), ("Seed", "\(r.seed)"),
-                                                ("Size", size), ("Model", pipelineFolder.standardized.lastPathComponent),
+                                                ("Size", size), ("Model", pipeline.modelName),
                                                 ("RNG", r.rng.rawValue)]
             if args.batch > 1 { settings += [("Batch size", "\(args.batch)"), ("Batch pos", "\(i)")] }
             if r.guidanceRescale > 0 { settings.append(("Guidance rescale", String(format: "%g", r.guidanceRescale))) }
+            if !commandLoRAs.isEmpty {
+                settings.append(("LoRA", commandLoRAs.map { URL(fileURLWithPath: $0.0).deletingPathExtension().lastPathComponent + ":" + String(format: "%g", $0.1) }
+                    .joined(separator: ", ")))
+            }
             settings += extraSettings
             var png = try finish(images, i)
             png.texts = [PNGTextChunk(keyword: "parameters",
@@ -179,4 +231,57 @@ func pngImage(_ images: Tensor, index i: Int) -> PNGImage {
         pixels[p * 3 + c] = UInt8((base[c * plane + p] * 255).rounded(.toNearestOrEven))
     } }
     return PNGImage(width: w, height: h, channels: 3, pixels: pixels)
+}
+
+/// `PATH[:WEIGHT]` of --lora (the weight after the last colon when it parses as a number).
+func parseLoRASpec(_ spec: String) throws -> (String, Float) {
+    if let colon = spec.lastIndex(of: ":"), let w = Float(spec[spec.index(after: colon)...]) {
+        return (String(spec[..<colon]), w)
+    }
+    guard !spec.isEmpty else { throw ValidationError("--lora needs a file") }
+    return (spec, 1)
+}
+
+/// The prompt without its `<lora:NAME:WEIGHT>` tags (A1111's extra-network syntax; weight default 1),
+/// and the tags.
+func extractLoRATags(_ prompt: String) -> (String, [(name: String, weight: Float)]) {
+    var text = "", tags: [(name: String, weight: Float)] = []
+    var rest = Substring(prompt)
+    while let open = rest.range(of: "<lora:") {
+        guard let close = rest[open.upperBound...].firstIndex(of: ">") else { break }
+        text += rest[..<open.lowerBound]
+        let fields = rest[open.upperBound..<close].split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        let weight = fields.count > 1 ? Float(fields[1]) ?? 1 : 1
+        tags.append((fields[0], weight))
+        rest = rest[rest.index(after: close)...]
+    }
+    return (text + rest, tags)
+}
+
+/// Finds and caches LoRA files: by path, or by tag name in the LoRA folder.
+final class LoRAResolver {
+    let pipeline: StableDiffusionPipeline
+    let folder: URL
+    private var cache: [String: LoRAFile] = [:]
+    init(pipeline: StableDiffusionPipeline, modelPath: URL, folder: String?) {
+        self.pipeline = pipeline
+        var isDirectory: ObjCBool = false
+        FileManager.default.fileExists(atPath: modelPath.path, isDirectory: &isDirectory)
+        let beside = isDirectory.boolValue ? modelPath.appendingPathComponent("loras") : modelPath.deletingLastPathComponent().appendingPathComponent("loras")
+        self.folder = folder.map { URL(fileURLWithPath: $0) } ?? beside
+    }
+    func path(named name: String) throws -> String {
+        for ext in ["safetensors", "pt", "ckpt"] {
+            let p = folder.appendingPathComponent(name + "." + ext).path
+            if FileManager.default.fileExists(atPath: p) { return p }
+        }
+        throw ValidationError("<lora:\(name)>: no \(name).safetensors in \(folder.path) (set --lora-dir)")
+    }
+    func file(_ path: String) throws -> LoRAFile {
+        if let f = cache[path] { return f }
+        guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("no LoRA file at \(path)") }
+        let f = try LoRAFile(path: path, unet: pipeline.unet, textEncoder: pipeline.textEncoder, unetConfig: pipeline.unet.config)
+        cache[path] = f
+        return f
+    }
 }

@@ -1,0 +1,107 @@
+// Opening what a user names with --model: a diffusers folder, or a single-file checkpoint
+// (`.safetensors` or `.ckpt` in the original LDM layout) described by a config folder, a `.yaml`
+// beside it, or its family's defaults.
+//
+// Which source decides what, for a single file (highest first):
+//   architecture       --config DIR's unet/vae/text_encoder configs, else the tensors' shapes
+//   tokenizer          --config DIR/tokenizer, else the family default (Checkpoints/families/<family>)
+//   scheduler          --config DIR/scheduler, else the family default
+//   prediction type    --prediction, else `parameterization: "v"` in FILE.yaml (A1111: present
+//                      without it means ε), else the scheduler config's
+
+import Foundation
+import LDMCore
+import LDMIO
+import LDMModels
+
+/// How a model is opened.
+public struct ModelLoadOptions: Sendable {
+    /// A diffusers folder describing a single file (as diffusers' `from_single_file(config=DIR)`).
+    public var config: URL?
+    /// The folder holding `sd1/`, `sd2/` family defaults (tokenizer, scheduler).
+    public var familyDefaults: URL?
+    /// "epsilon" or "v_prediction", overriding everything else.
+    public var predictionType: String?
+    public init(config: URL? = nil, familyDefaults: URL? = nil, predictionType: String? = nil) {
+        self.config = config; self.familyDefaults = familyDefaults; self.predictionType = predictionType
+    }
+}
+
+extension StableDiffusionPipeline {
+    /// Opens a diffusers folder or a single-file checkpoint. `notice` receives one-line notes
+    /// (defaults taken for a single file).
+    public static func load(model path: String, options: ModelLoadOptions = ModelLoadOptions(),
+                            notice: (String) -> Void = { _ in }) throws -> StableDiffusionPipeline {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw PipelineError.invalid("no model at \(path)")
+        }
+        if isDirectory.boolValue {
+            if options.config != nil { throw PipelineError.invalid("--config describes a single-file model; \(path) is a folder") }
+            let pipeline = try StableDiffusionPipeline(folder: URL(fileURLWithPath: path))
+            if let prediction = options.predictionType {
+                pipeline.schedulerConfigOverride = try schedulerConfig(
+                    pipeline.folder.appendingPathComponent("scheduler/scheduler_config.json"), predictionType: prediction)
+            }
+            return pipeline
+        }
+        let checkpoint = try SingleFileCheckpoint(path: path, configFolder: options.config)
+        let configFolder: URL
+        if let config = options.config {
+            configFolder = config
+        } else {
+            guard let defaults = options.familyDefaults else {
+                throw PipelineError.invalid("\(path): a single file needs --config DIR (no family defaults folder was found)")
+            }
+            configFolder = defaults.appendingPathComponent(checkpoint.family.rawValue)
+            checkpoint.notices.forEach(notice)
+        }
+        let tokenizer = try CLIPTokenizer.load(folder: configFolder.appendingPathComponent("tokenizer"))
+        let textEncoder = try checkpoint.loadTextEncoder()
+        guard tokenizer.vocabularySize <= textEncoder.config.vocabSize else {
+            throw PipelineError.invalid("\(path): its text encoder has \(textEncoder.config.vocabSize) tokens but the tokenizer in "
+                + "\(configFolder.path) has \(tokenizer.vocabularySize); pass --config DIR with the model's tokenizer")
+        }
+        let unet = try checkpoint.loadUNet()
+        let vae = try checkpoint.loadVAE()
+        guard textEncoder.config.hiddenSize == unet.config.crossAttentionDim else {
+            throw PipelineError.invalid("\(path): text encoder width \(textEncoder.config.hiddenSize) does not match the U-Net's "
+                + "cross_attention_dim \(unet.config.crossAttentionDim)")
+        }
+        let pipeline = StableDiffusionPipeline(folder: configFolder, tokenizer: tokenizer, textEncoder: textEncoder, unet: unet,
+                                               space: .vae(vae))
+        pipeline.modelName = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        var prediction = options.predictionType
+        if prediction == nil, let yaml = a1111ConfigYAML(besides: path) {
+            prediction = yaml.contains(where: { line in
+                let t = line.trimmingCharacters(in: .whitespaces)
+                return t.hasPrefix("parameterization:") && t.dropFirst("parameterization:".count)
+                    .trimmingCharacters(in: CharacterSet(charactersIn: " \"'")) == "v"
+            }) ? "v_prediction" : "epsilon"
+        }
+        if let prediction {
+            pipeline.schedulerConfigOverride = try schedulerConfig(configFolder.appendingPathComponent("scheduler/scheduler_config.json"),
+                                                                   predictionType: prediction)
+        }
+        return pipeline
+    }
+}
+
+/// The lines of `FILE.yaml` beside `FILE.safetensors` / `FILE.ckpt`, as A1111 looks for it.
+func a1111ConfigYAML(besides path: String) -> [String]? {
+    let yaml = URL(fileURLWithPath: path).deletingPathExtension().appendingPathExtension("yaml")
+    guard let text = try? String(contentsOf: yaml, encoding: .utf8) else { return nil }
+    return text.split(whereSeparator: \.isNewline).map(String.init)
+}
+
+/// A scheduler config file's JSON with `prediction_type` replaced.
+func schedulerConfig(_ url: URL, predictionType: String) throws -> Data {
+    guard ["epsilon", "v_prediction"].contains(predictionType) else {
+        throw PipelineError.invalid("prediction type must be epsilon or v_prediction (got \(predictionType))")
+    }
+    guard let data = try? Data(contentsOf: url), var object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        throw PipelineError.invalid("cannot read the scheduler config \(url.path)")
+    }
+    object["prediction_type"] = predictionType
+    return try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+}
