@@ -143,14 +143,19 @@ public struct SingleFileCheckpoint {
     /// The text encoder with the file's weights.
     public func loadTextEncoder() throws -> CLIPTextModel {
         let model = try CLIPTextModel(config: textConfig)
+        try load(model, component: "text_encoder", prefix: textPrefix, rule: textRule)
+        return model
+    }
+
+    /// The text encoder's rule, relative to `textPrefix` (for transformers' layout the prefix
+    /// already ends in "text_model." when the file has it).
+    public var textRule: (String) -> StoredLocation {
         let layout = textLayout
-        try load(model, component: "text_encoder", prefix: textPrefix) { name in
+        return { name in
             let location = SingleFileMapping.textEncoder(name, layout: layout)
-            // For transformers' layout the prefix already ends in "text_model." when the file has it.
             guard layout == .transformers, location.name.hasPrefix("text_model.") else { return location }
             return StoredLocation(String(location.name.dropFirst("text_model.".count)), location.transform)
         }
-        return model
     }
 
     /// The mapped view of one component: every parameter of `model` under its diffusers name.
