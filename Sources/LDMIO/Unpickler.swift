@@ -1,0 +1,838 @@
+// Unpickler.swift — a restricted pickle reader for the `data.pkl` of a PyTorch checkpoint: it
+// builds plain values (ints, strings, tuples, lists, dicts) and tensor views, and never runs code.
+//
+// What it accepts matches PyTorch's `torch/_weights_only_unpickler.py` (the unpickler behind
+// `torch.load(weights_only=True)`): a GLOBAL is looked up in a fixed table of names and becomes a
+// case of `PickleGlobal`; every other name is refused with one line naming it. REDUCE runs only
+// the Swift meaning of an allowed callable (`_rebuild_tensor_v2` records a strided view of a
+// storage, `OrderedDict()` makes an empty dict, …); BUILD is accepted only on dicts and tensors and
+// ignored, as torch does for an OrderedDict's `_metadata`. Opcodes are those of protocols 2–5 that
+// torch.save and pickle.dump write for such data (Python's `Lib/pickletools.py` documents each).
+//
+// Containers live in an arena and values refer to them by index, so a value never owns a deep
+// tree: releasing a hostile nesting of a million tuples costs no recursion, and a dict that
+// contains itself is just an index. Every count and size read from the file is bounded (see
+// `UnpicklerLimits`), so a bad pickle gives one error, never a trap or a huge allocation.
+
+/// Bounds on what a pickle may build; past them the file is refused.
+enum UnpicklerLimits {
+    static let stackDepth = 1_000_000
+    static let marks = 1_000_000
+    static let memoEntries = 10_000_000
+    static let containers = 10_000_000
+    /// Longest single string or bytes value.
+    static let stringBytes = 64 << 20
+    /// All string and bytes values together (a memoised string can be re-encoded many times).
+    static let totalStringBytes = 1 << 30
+    static let tensorRank = 64
+    static let globalNameBytes = 1024
+}
+
+/// A value on the unpickler's stack. Containers are indexes into `PickleArena`.
+enum PickleValue {
+    case none
+    case bool(Bool)
+    case int(Int)
+    /// An integer (LONG1/LONG4) too wide for Int: kept only as "some int".
+    case bigInt
+    case float(Double)
+    case string(String)
+    case bytes([UInt8])
+    case tuple(Int)
+    case list(Int)
+    case dict(Int)
+    /// A set or frozenset; its items are not kept.
+    case set
+    case global(PickleGlobal)
+    case storage(Int)
+    case tensor(Int)
+    /// An allowed value this reader does not model (`torch.device(...)`, a complex number).
+    case object(String)
+
+    /// What the value is, for error messages.
+    var kind: String {
+        switch self {
+        case .none: return "None"
+        case .bool: return "a bool"
+        case .int, .bigInt: return "an int"
+        case .float: return "a float"
+        case .string: return "a string"
+        case .bytes: return "bytes"
+        case .tuple: return "a tuple"
+        case .list: return "a list"
+        case .dict: return "a dict"
+        case .set: return "a set"
+        case let .global(g): return "the global \(g)"
+        case .storage: return "a storage"
+        case .tensor: return "a tensor"
+        case let .object(name): return "a \(name)"
+        }
+    }
+}
+
+/// A dict (or OrderedDict, Counter) in insertion order; a later SETITEM of an equal key replaces.
+struct PickleDict {
+    var keys: [PickleValue] = []
+    var values: [PickleValue] = []
+    private var slots: [Key: Int] = [:]
+
+    /// The hashable keys Python dedupes (True == 1 as in Python); other keys are only appended.
+    private enum Key: Hashable {
+        case none, int(Int), string(String), bytes([UInt8])
+        init?(_ v: PickleValue) {
+            switch v {
+            case .none: self = .none
+            case let .bool(b): self = .int(b ? 1 : 0)
+            case let .int(i): self = .int(i)
+            case let .string(s): self = .string(s)
+            case let .bytes(b): self = .bytes(b)
+            default: return nil
+            }
+        }
+    }
+
+    mutating func set(_ key: PickleValue, _ value: PickleValue) {
+        if let k = Key(key), let i = slots[k] {
+            values[i] = value
+            return
+        }
+        if let k = Key(key) { slots[k] = keys.count }
+        keys.append(key)
+        values.append(value)
+    }
+
+    subscript(string key: String) -> PickleValue? {
+        slots[.string(key)].map { values[$0] }
+    }
+}
+
+/// The containers a pickle built, referred to by the indexes in `PickleValue`.
+struct PickleArena {
+    var tuples: [[PickleValue]] = []
+    var lists: [[PickleValue]] = []
+    var dicts: [PickleDict] = []
+    var count: Int { tuples.count + lists.count + dicts.count }
+}
+
+/// How a storage's bytes are typed, from the storage class named in its persistent id.
+enum TorchStorageType: Equatable {
+    /// `torch.FloatStorage` and friends: elements of this type.
+    case typed(SafeTensorsDType)
+    /// `torch.storage.UntypedStorage`: bytes, typed by the `_rebuild_tensor_v3` that views them.
+    case untyped
+    /// A storage class torch allows but this reader cannot convert (complex, quantized).
+    case unreadable(String)
+}
+
+/// A global the restricted unpickler accepts: each a fixed case, resolved from a fixed table.
+enum PickleGlobal: Equatable, CustomStringConvertible {
+    case orderedDict, counter
+    case rebuildTensor, rebuildTensorV2, rebuildTensorV3
+    case rebuildParameter, rebuildParameterWithState, rebuildFromTypeV2
+    case tensorType, parameterType
+    case storageType(name: String, TorchStorageType)
+    /// A `torch.<dtype>` object; nil when it has no safetensors equivalent (complex, quantized, …).
+    case dtype(name: String, SafeTensorsDType?)
+    case size, device
+    case codecsEncode, bytearray, set, complex
+
+    var description: String {
+        switch self {
+        case .orderedDict: return "collections.OrderedDict"
+        case .counter: return "collections.Counter"
+        case .rebuildTensor: return "torch._utils._rebuild_tensor"
+        case .rebuildTensorV2: return "torch._utils._rebuild_tensor_v2"
+        case .rebuildTensorV3: return "torch._utils._rebuild_tensor_v3"
+        case .rebuildParameter: return "torch._utils._rebuild_parameter"
+        case .rebuildParameterWithState: return "torch._utils._rebuild_parameter_with_state"
+        case .rebuildFromTypeV2: return "torch._tensor._rebuild_from_type_v2"
+        case .tensorType: return "torch.Tensor"
+        case .parameterType: return "torch.nn.parameter.Parameter"
+        case let .storageType(name, _): return name
+        case let .dtype(name, _): return name
+        case .size: return "torch.Size"
+        case .device: return "torch.device"
+        case .codecsEncode: return "_codecs.encode"
+        case .bytearray: return "builtins.bytearray"
+        case .set: return "builtins.set"
+        case .complex: return "builtins.complex"
+        }
+    }
+
+    /// What a GLOBAL `module.name` resolves to.
+    enum Resolution: Equatable {
+        case allowed(PickleGlobal)
+        /// Allowed by torch.load(weights_only=True) but not read here; `what` says what it is for.
+        case unsupported(what: String)
+        case forbidden
+    }
+
+    /// The allow-list: torch's `_get_allowed_globals()` (torch 2.x), every name a fixed case.
+    static func resolve(module rawModule: String, name: String) -> Resolution {
+        // Python 2 pickles name the builtins module `__builtin__` (torch's IMPORT_MAPPING).
+        let module = rawModule == "__builtin__" ? "builtins" : rawModule
+        switch (module, name) {
+        case ("collections", "OrderedDict"): return .allowed(.orderedDict)
+        case ("collections", "Counter"): return .allowed(.counter)
+        case ("torch._utils", "_rebuild_tensor"): return .allowed(.rebuildTensor)
+        case ("torch._utils", "_rebuild_tensor_v2"): return .allowed(.rebuildTensorV2)
+        case ("torch._utils", "_rebuild_tensor_v3"): return .allowed(.rebuildTensorV3)
+        case ("torch._utils", "_rebuild_parameter"): return .allowed(.rebuildParameter)
+        case ("torch._utils", "_rebuild_parameter_with_state"): return .allowed(.rebuildParameterWithState)
+        case ("torch._tensor", "_rebuild_from_type_v2"): return .allowed(.rebuildFromTypeV2)
+        case ("torch", "Tensor"): return .allowed(.tensorType)
+        case ("torch.nn.parameter", "Parameter"): return .allowed(.parameterType)
+        case ("torch", "Size"): return .allowed(.size)
+        case ("torch", "device"): return .allowed(.device)
+        case ("torch.storage", "UntypedStorage"): return .allowed(.storageType(name: "torch.storage.UntypedStorage", .untyped))
+        case ("_codecs", "encode"): return .allowed(.codecsEncode)
+        case ("builtins", "bytearray"): return .allowed(.bytearray)
+        case ("builtins", "set"): return .allowed(.set)
+        case ("builtins", "complex"): return .allowed(.complex)
+
+        case ("torch._utils", "_rebuild_qtensor"), ("torch", "per_tensor_affine"), ("torch", "per_tensor_symmetric"),
+             ("torch", "per_channel_affine"), ("torch", "per_channel_symmetric"),
+             ("torch", "per_channel_affine_float_qparams"):
+            return .unsupported(what: "quantized tensors")
+        case ("torch._utils", "_rebuild_sparse_tensor"), ("torch.serialization", "_get_layout"):
+            return .unsupported(what: "sparse tensors")
+        case ("torch._utils", "_rebuild_meta_tensor_no_storage"):
+            return .unsupported(what: "meta tensors, which hold no values")
+        case ("torch._utils", "_rebuild_wrapper_subclass"):
+            return .unsupported(what: "tensor subclasses")
+        case ("torch._utils", "_rebuild_device_tensor_from_numpy"), ("torch._utils", "_rebuild_device_tensor_from_cpu_tensor"):
+            return .unsupported(what: "device tensors without a storage")
+        case ("torch.storage", "TypedStorage"):
+            return .unsupported(what: "storages pickled as objects")
+        default:
+            break
+        }
+        let full = module + "." + name
+        if module == "torch" || module == "torch.cuda", name.hasSuffix("Storage") {
+            let element = String(name.dropLast("Storage".count))
+            if let dtype = storageElements[element] { return .allowed(.storageType(name: full, .typed(dtype))) }
+            let unreadable = module == "torch" ? unreadableStorages : ["ComplexFloat", "ComplexDouble"]
+            if unreadable.contains(element) { return .allowed(.storageType(name: full, .unreadable(full))) }
+        }
+        if module == "torch" {
+            if let dtype = dtypes[name] { return .allowed(.dtype(name: full, dtype)) }
+            if unreadableDTypes.contains(name) { return .allowed(.dtype(name: full, nil)) }
+        }
+        if ["torch", "torch.cuda", "torch.sparse", "torch.cuda.sparse"].contains(module), name.hasSuffix("Tensor"),
+           let element = storageElements[String(name.dropLast("Tensor".count))],
+           !(module.hasSuffix("sparse") && element == .bool) {
+            return .unsupported(what: "legacy typed-tensor constructors")
+        }
+        return .forbidden
+    }
+
+    /// `torch.<X>Storage` → element type (torch.storage's `_dtype_to_storage_type_map`).
+    private static let storageElements: [String: SafeTensorsDType] = [
+        "Float": .f32, "Half": .f16, "BFloat16": .bf16, "Double": .f64, "Long": .i64, "Int": .i32,
+        "Short": .i16, "Char": .i8, "Byte": .u8, "Bool": .bool,
+    ]
+    private static let unreadableStorages: Set<String> = [
+        "ComplexFloat", "ComplexDouble", "QInt8", "QInt32", "QUInt8", "QUInt4x2", "QUInt2x4",
+    ]
+    /// `torch.<dtype>` names with a safetensors element type.
+    private static let dtypes: [String: SafeTensorsDType] = [
+        "float32": .f32, "float16": .f16, "bfloat16": .bf16, "float64": .f64, "int64": .i64, "int32": .i32,
+        "int16": .i16, "int8": .i8, "uint8": .u8, "bool": .bool, "float8_e4m3fn": .f8E4M3,
+        "float8_e5m2": .f8E5M2, "uint16": .u16, "uint32": .u32, "uint64": .u64,
+    ]
+    /// The other dtype names torch allows as values.
+    private static let unreadableDTypes: Set<String> = [
+        "bcomplex32", "complex32", "complex64", "complex128", "bits8", "bits16", "bits1x8", "bits2x4",
+        "bits4x2", "float4_e2m1fn_x2", "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu",
+        "qint8", "qint32", "quint8", "quint2x4", "quint4x2",
+        "int1", "int2", "int3", "int4", "int5", "int6", "int7",
+        "uint1", "uint2", "uint3", "uint4", "uint5", "uint6", "uint7",
+    ]
+}
+
+/// A storage: one `data/<key>` record, as its persistent id describes it.
+struct TorchStorage {
+    let key: String
+    let type: TorchStorageType
+    /// Where its bytes are in the checkpoint file (exactly numel × element size of them).
+    let bytes: Range<Int>
+}
+
+/// A tensor: a strided view of a storage, as `_rebuild_tensor_v2` makes it.
+struct TorchTensorView {
+    let dtype: SafeTensorsDType
+    let storage: Int
+    /// Offset of element [0, 0, …] in the storage, in elements.
+    let offset: Int
+    let shape: [Int]
+    /// Element strides; non-negative, may be zero (an expanded view).
+    let strides: [Int]
+    let elementCount: Int
+
+    /// True when the elements are stored in C order with no gaps (dims of size 1 have any stride).
+    var isContiguous: Bool {
+        var expected = 1
+        for d in shape.indices.reversed() where shape[d] != 1 {
+            if strides[d] != expected { return false }
+            expected *= shape[d]
+        }
+        return true
+    }
+}
+
+/// Reads one pickle; `load()` returns its top-level value, with the containers in `arena` and the
+/// tensors in `tensors`.
+struct RestrictedUnpickler {
+    let path: String
+    let input: UnsafeRawBufferPointer
+    /// The byte range in the file of record `data/<key>`, or nil when there is none.
+    let storageRecord: (String) -> Range<Int>?
+
+    private(set) var arena = PickleArena()
+    private(set) var storages: [TorchStorage] = []
+    private(set) var tensors: [TorchTensorView] = []
+
+    private var position = 0
+    private var opcodeOffset = 0
+    private var stack: [PickleValue] = []
+    private var marks: [Int] = []
+    private var memo: [Int: PickleValue] = [:]
+    private var storageIndex: [String: Int] = [:]
+    private var stringBytes = 0
+
+    init(path: String, input: UnsafeRawBufferPointer, storageRecord: @escaping (String) -> Range<Int>?) {
+        self.path = path
+        self.input = input
+        self.storageRecord = storageRecord
+    }
+
+    // MARK: The opcode loop
+
+    /// Runs the pickle to its STOP and returns the value it leaves.
+    mutating func load() throws -> PickleValue {
+        while true {
+            opcodeOffset = position
+            let op = try byte()
+            switch op {
+            case 0x80: // PROTO
+                let version = try byte()
+                guard version <= 5 else { throw invalid("pickle protocol \(version) is newer than 5") }
+            case 0x95: // FRAME: a length prefix for the next opcodes; nothing to do
+                let length = try uint(8)
+                guard length <= UInt64(input.count - position) else { throw invalid("frame of \(length) bytes runs past the end") }
+            case 0x2E: // STOP
+                return try pop()
+            case 0x28: // MARK
+                guard marks.count < UnpicklerLimits.marks else { throw limit("MARK nesting", UnpicklerLimits.marks) }
+                marks.append(stack.count)
+            case 0x30: // POP
+                _ = try pop()
+            case 0x31: // POP_MARK
+                _ = try popMark()
+            case 0x32: // DUP
+                try push(try top())
+
+            case 0x4E: try push(.none)        // NONE
+            case 0x88: try push(.bool(true))  // NEWTRUE
+            case 0x89: try push(.bool(false)) // NEWFALSE
+            case 0x4A: try push(.int(Int(Int32(truncatingIfNeeded: try uint(4)))))  // BININT
+            case 0x4B: try push(.int(Int(try byte())))                               // BININT1
+            case 0x4D: try push(.int(Int(try uint(2))))                              // BININT2
+            case 0x8A: try push(try long(length: Int(try byte())))                   // LONG1
+            case 0x8B: try push(try long(length: try length(4, signed: true)))       // LONG4
+            case 0x47: try push(.float(Double(bitPattern: try uint(8, bigEndian: true))))  // BINFLOAT
+
+            case 0x58: try push(.string(try text(try length(4))))                    // BINUNICODE
+            case 0x8C: try push(.string(try text(Int(try byte()))))                  // SHORT_BINUNICODE
+            case 0x8D: try push(.string(try text(try length(8))))                    // BINUNICODE8
+            case 0x54: try push(.string(try text(try length(4, signed: true))))      // BINSTRING (decoded as torch.load does: UTF-8)
+            case 0x55: try push(.string(try text(Int(try byte()))))                  // SHORT_BINSTRING
+            case 0x42: try push(.bytes(try data(try length(4))))                     // BINBYTES
+            case 0x43: try push(.bytes(try data(Int(try byte()))))                   // SHORT_BINBYTES
+            case 0x8E: try push(.bytes(try data(try length(8))))                     // BINBYTES8
+
+            case 0x29: try push(try newTuple([]))              // EMPTY_TUPLE
+            case 0x74: try push(try newTuple(try popMark()))   // TUPLE
+            case 0x85: try push(try newTuple(try pop(1)))      // TUPLE1
+            case 0x86: try push(try newTuple(try pop(2)))      // TUPLE2
+            case 0x87: try push(try newTuple(try pop(3)))      // TUPLE3
+            case 0x5D: try push(try newList([]))               // EMPTY_LIST
+            case 0x6C: try push(try newList(try popMark()))    // LIST
+            case 0x7D: try push(try newDict([]))               // EMPTY_DICT
+            case 0x64: try push(try newDict(try popMark()))    // DICT
+            case 0x8F: try push(.set)                          // EMPTY_SET
+            case 0x91: _ = try popMark(); try push(.set)       // FROZENSET
+            case 0x61: // APPEND
+                let item = try pop()
+                try appendToList([item])
+            case 0x65: // APPENDS
+                try appendToList(try popMark())
+            case 0x73: // SETITEM
+                let value = try pop(), key = try pop()
+                try setItems([key, value])
+            case 0x75: // SETITEMS
+                try setItems(try popMark())
+            case 0x90: // ADDITEMS
+                let items = try popMark()
+                guard case .set = try top() else { throw invalid("ADDITEMS on \(try top().kind)") }
+                _ = items
+
+            case 0x71: try memoize(at: Int(try byte()))                 // BINPUT
+            case 0x72: try memoize(at: Int(try uint(4)))                // LONG_BINPUT
+            case 0x94: try memoize(at: memo.count)                      // MEMOIZE
+            case 0x68: try push(try memoized(Int(try byte())))          // BINGET
+            case 0x6A: try push(try memoized(Int(try uint(4))))         // LONG_BINGET
+
+            case 0x63: // GLOBAL
+                let module = try line(), name = try line()
+                try push(.global(try resolve(module: module, name: name)))
+            case 0x93: // STACK_GLOBAL
+                guard case let .string(name) = try pop(), case let .string(module) = try pop() else {
+                    throw invalid("STACK_GLOBAL needs two strings")
+                }
+                try push(.global(try resolve(module: module, name: name)))
+            case 0x69: // INST: module and name, then a call; name the global if it is not allowed
+                let module = try line(), name = try line()
+                _ = try resolve(module: module, name: name)
+                throw TorchCheckpointError.unsupportedOpcode(path: path, opcode: op, offset: opcodeOffset)
+            case 0x52: // REDUCE
+                let args = try tupleItems(try pop(), "REDUCE arguments")
+                let callable = try pop()
+                try push(try call(callable, args))
+            case 0x81: // NEWOBJ: cls.__new__(cls, *args)
+                let args = try tupleItems(try pop(), "NEWOBJ arguments")
+                let cls = try pop()
+                try push(try newObject(cls, args))
+            case 0x62: // BUILD: set state on the object below; only the harmless cases
+                let state = try pop()
+                try build(try top(), state: state)
+            case 0x51: // BINPERSID
+                try push(try persistentLoad(try pop()))
+            default:
+                throw TorchCheckpointError.unsupportedOpcode(path: path, opcode: op, offset: opcodeOffset)
+            }
+        }
+    }
+
+    // MARK: Reading the input
+
+    private mutating func byte() throws -> UInt8 {
+        guard position < input.count else { throw invalid("the pickle ends without STOP") }
+        defer { position += 1 }
+        return input[position]
+    }
+
+    /// An unsigned little-endian (or big-endian) integer of `size` bytes.
+    private mutating func uint(_ size: Int, bigEndian: Bool = false) throws -> UInt64 {
+        let bytes = try take(size)
+        var value: UInt64 = 0
+        for i in 0..<size {
+            value |= UInt64(bytes[bigEndian ? size - 1 - i : i]) << (8 * UInt64(i))
+        }
+        return value
+    }
+
+    /// A length prefix of `size` bytes, checked against the bytes left.
+    private mutating func length(_ size: Int, signed: Bool = false) throws -> Int {
+        let raw = try uint(size)
+        let value: Int64 = signed ? Int64(Int32(truncatingIfNeeded: raw)) : Int64(bitPattern: raw)
+        guard value >= 0, raw <= UInt64(input.count - position) else {
+            throw invalid("length \(signed ? String(value) : String(raw)) runs past the end of the pickle")
+        }
+        return Int(value)
+    }
+
+    private mutating func take(_ count: Int) throws -> UnsafeRawBufferPointer {
+        guard count >= 0, count <= input.count - position else { throw invalid("the pickle ends inside an opcode") }
+        defer { position += count }
+        return UnsafeRawBufferPointer(rebasing: input[position..<position + count])
+    }
+
+    private mutating func data(_ count: Int) throws -> [UInt8] {
+        try countString(count)
+        return Array(try take(count))
+    }
+
+    /// UTF-8 text (invalid sequences become U+FFFD).
+    private mutating func text(_ count: Int) throws -> String {
+        try countString(count)
+        return String(decoding: try take(count), as: UTF8.self)
+    }
+
+    private mutating func countString(_ count: Int) throws {
+        guard count <= UnpicklerLimits.stringBytes else { throw limit("a string of \(count) bytes", UnpicklerLimits.stringBytes) }
+        stringBytes += count
+        guard stringBytes <= UnpicklerLimits.totalStringBytes else { throw limit("string bytes", UnpicklerLimits.totalStringBytes) }
+    }
+
+    /// A GLOBAL operand: text up to a newline.
+    private mutating func line() throws -> String {
+        let rest = input.count - position
+        var n = 0
+        while n < min(rest, UnpicklerLimits.globalNameBytes + 1), input[position + n] != 0x0A { n += 1 }
+        guard n < rest, input[position + n] == 0x0A else {
+            throw invalid("GLOBAL operand without a newline in its first \(UnpicklerLimits.globalNameBytes) bytes")
+        }
+        defer { position += n + 1 }
+        return String(decoding: UnsafeRawBufferPointer(rebasing: input[position..<position + n]), as: UTF8.self)
+    }
+
+    /// LONG1/LONG4: a little-endian two's-complement integer of `length` bytes.
+    private mutating func long(length: Int) throws -> PickleValue {
+        let bytes = try take(length)
+        guard length > 0 else { return .int(0) }
+        let negative = bytes[length - 1] & 0x80 != 0
+        // Bytes past the eighth must be pure sign extension for the value to fit an Int.
+        if length > 8, bytes[8...].contains(where: { $0 != (negative ? 0xFF : 0) }) { return .bigInt }
+        var value: UInt64 = negative ? ~0 : 0
+        for i in 0..<min(length, 8) {
+            value &= ~(0xFF << (8 * UInt64(i)))
+            value |= UInt64(bytes[i]) << (8 * UInt64(i))
+        }
+        let signed = Int64(bitPattern: value)
+        if length > 8, (signed < 0) != negative { return .bigInt }
+        return .int(Int(signed))
+    }
+
+    // MARK: The stack and memo
+
+    private mutating func push(_ value: PickleValue) throws {
+        guard stack.count < UnpicklerLimits.stackDepth else { throw limit("stack depth", UnpicklerLimits.stackDepth) }
+        stack.append(value)
+    }
+
+    private func top() throws -> PickleValue {
+        guard stack.count > (marks.last ?? 0) else { throw invalid("stack underflow") }
+        return stack[stack.count - 1]
+    }
+
+    private mutating func pop() throws -> PickleValue {
+        guard stack.count > (marks.last ?? 0) else { throw invalid("stack underflow") }
+        return stack.removeLast()
+    }
+
+    /// The top `n` values, deepest first.
+    private mutating func pop(_ n: Int) throws -> [PickleValue] {
+        guard stack.count - n >= (marks.last ?? 0) else { throw invalid("stack underflow") }
+        defer { stack.removeLast(n) }
+        return Array(stack[(stack.count - n)...])
+    }
+
+    /// The values above the last MARK, deepest first; the MARK is removed.
+    private mutating func popMark() throws -> [PickleValue] {
+        guard let mark = marks.popLast() else { throw invalid("no MARK on the stack") }
+        defer { stack.removeSubrange(mark...) }
+        return Array(stack[mark...])
+    }
+
+    private mutating func memoize(at index: Int) throws {
+        let value = try top()
+        if memo[index] == nil, memo.count >= UnpicklerLimits.memoEntries {
+            throw limit("memo entries", UnpicklerLimits.memoEntries)
+        }
+        memo[index] = value
+    }
+
+    private func memoized(_ index: Int) throws -> PickleValue {
+        guard let value = memo[index] else { throw invalid("memo entry \(index) was never stored") }
+        return value
+    }
+
+    // MARK: Containers
+
+    private mutating func reserveContainer() throws {
+        guard arena.count < UnpicklerLimits.containers else { throw limit("containers", UnpicklerLimits.containers) }
+    }
+
+    private mutating func newTuple(_ items: [PickleValue]) throws -> PickleValue {
+        try reserveContainer()
+        arena.tuples.append(items)
+        return .tuple(arena.tuples.count - 1)
+    }
+
+    private mutating func newList(_ items: [PickleValue]) throws -> PickleValue {
+        try reserveContainer()
+        arena.lists.append(items)
+        return .list(arena.lists.count - 1)
+    }
+
+    private mutating func newDict(_ items: [PickleValue]) throws -> PickleValue {
+        guard items.count % 2 == 0 else { throw invalid("DICT with an odd number of items") }
+        try reserveContainer()
+        var dict = PickleDict()
+        for i in stride(from: 0, to: items.count, by: 2) { dict.set(items[i], items[i + 1]) }
+        arena.dicts.append(dict)
+        return .dict(arena.dicts.count - 1)
+    }
+
+    /// APPEND/APPENDS: only to lists (torch refuses others too).
+    private mutating func appendToList(_ items: [PickleValue]) throws {
+        guard case let .list(i) = try top() else { throw invalid("APPEND to \(try top().kind)") }
+        arena.lists[i].append(contentsOf: items)
+    }
+
+    /// SETITEM/SETITEMS: only into dicts.
+    private mutating func setItems(_ items: [PickleValue]) throws {
+        guard items.count % 2 == 0 else { throw invalid("SETITEMS with an odd number of items") }
+        guard case let .dict(d) = try top() else { throw invalid("SETITEM on \(try top().kind)") }
+        for i in stride(from: 0, to: items.count, by: 2) { arena.dicts[d].set(items[i], items[i + 1]) }
+    }
+
+    private func tupleItems(_ value: PickleValue, _ what: String) throws -> [PickleValue] {
+        guard case let .tuple(i) = value else { throw invalid("\(what) are \(value.kind), expected a tuple") }
+        return arena.tuples[i]
+    }
+
+    // MARK: Globals and calls
+
+    private func resolve(module: String, name: String) throws -> PickleGlobal {
+        switch PickleGlobal.resolve(module: module, name: name) {
+        case let .allowed(g): return g
+        case let .unsupported(what):
+            throw TorchCheckpointError.unsupportedGlobal(path: path, name: module + "." + name, what: what)
+        case .forbidden:
+            throw TorchCheckpointError.forbiddenGlobal(path: path, name: module + "." + name)
+        }
+    }
+
+    /// REDUCE: `callable(*args)` for the allowed callables, in Swift.
+    private mutating func call(_ callable: PickleValue, _ args: [PickleValue]) throws -> PickleValue {
+        guard case let .global(g) = callable else { throw invalid("REDUCE calls \(callable.kind)") }
+        func expect(_ counts: ClosedRange<Int>) throws {
+            guard counts.contains(args.count) else { throw invalid("\(g) called with \(args.count) arguments") }
+        }
+        switch g {
+        case .orderedDict, .counter:
+            // OrderedDict() as pickle writes it (items follow by SETITEMS); Counter({…}) keeps the dict.
+            if args.isEmpty { return try newDict([]) }
+            if g == .counter, args.count == 1, case .dict = args[0] { return args[0] }
+            throw invalid("\(g) called with \(args.count == 1 ? args[0].kind : "\(args.count) arguments")")
+        case .rebuildTensor:
+            try expect(4...4)
+            return try rebuildTensor(args, dtype: nil, metadata: nil)
+        case .rebuildTensorV2:
+            try expect(6...7)
+            return try rebuildTensor(args, dtype: nil, metadata: args.count == 7 ? args[6] : nil)
+        case .rebuildTensorV3:
+            try expect(7...8)
+            guard case let .global(.dtype(name, dtype)) = args[6] else { throw invalid("\(g): argument 7 is \(args[6].kind), expected a dtype") }
+            guard let dtype else { throw TorchCheckpointError.unsupportedTensor(path: path, detail: "dtype \(name) has no Float conversion") }
+            return try rebuildTensor(args, dtype: dtype, metadata: args.count == 8 ? args[7] : nil)
+        case .rebuildParameter, .rebuildParameterWithState:
+            try expect(g == .rebuildParameter ? 3...3 : 4...4)
+            guard case .tensor = args[0] else { throw invalid("\(g) of \(args[0].kind)") }
+            return args[0]
+        case .rebuildFromTypeV2:
+            // (rebuild function, torch.Tensor or Parameter, its arguments, Python attributes → ignored)
+            try expect(4...4)
+            guard case let .global(inner) = args[0],
+                  [.rebuildTensor, .rebuildTensorV2, .rebuildTensorV3, .rebuildParameter, .rebuildParameterWithState].contains(inner)
+            else { throw invalid("\(g) of \(args[0].kind)") }
+            guard case let .global(type) = args[1], type == .tensorType || type == .parameterType else {
+                throw TorchCheckpointError.unsupportedTensor(path: path, detail: "tensor subclass \(args[1].kind)")
+            }
+            return try call(args[0], try tupleItems(args[2], "\(g) arguments"))
+        case .size:
+            try expect(0...1)
+            if args.isEmpty { return try newTuple([]) }
+            _ = try ints(args[0], "torch.Size")
+            return args[0]
+        case .device:
+            try expect(1...2)
+            return .object("torch.device")
+        case .codecsEncode:
+            // _codecs.encode(text, "latin1"): how protocol 2 pickles bytes.
+            try expect(1...2)
+            guard case let .string(text) = args[0] else { throw invalid("\(g) of \(args[0].kind)") }
+            if args.count == 2 {
+                guard case let .string(encoding) = args[1], ["latin1", "latin-1", "iso-8859-1"].contains(encoding.lowercased()) else {
+                    throw invalid("\(g) with an encoding other than latin1")
+                }
+            }
+            var bytes: [UInt8] = []
+            for scalar in text.unicodeScalars {
+                guard scalar.value < 256 else { throw invalid("\(g): a character above U+00FF") }
+                bytes.append(UInt8(scalar.value))
+            }
+            try countString(bytes.count)
+            return .bytes(bytes)
+        case .bytearray:
+            try expect(0...1)
+            if args.isEmpty { return .bytes([]) }
+            guard case .bytes = args[0] else { throw invalid("\(g) of \(args[0].kind)") }
+            return args[0]
+        case .set:
+            try expect(0...1)
+            return .set
+        case .complex:
+            try expect(0...2)
+            return .object("complex")
+        case .tensorType, .parameterType, .storageType, .dtype:
+            throw invalid("REDUCE calls \(g)")
+        }
+    }
+
+    /// NEWOBJ: `cls.__new__(cls, *args)` for OrderedDict, Counter and Parameter only.
+    private mutating func newObject(_ cls: PickleValue, _ args: [PickleValue]) throws -> PickleValue {
+        switch cls {
+        case .global(.orderedDict), .global(.counter):
+            return try newDict([])
+        case .global(.parameterType):
+            guard (1...2).contains(args.count), case .tensor = args[0] else { throw invalid("Parameter of unexpected arguments") }
+            return args[0]
+        default:
+            throw invalid("NEWOBJ of \(cls.kind)")
+        }
+    }
+
+    /// BUILD: an OrderedDict's attributes (`_metadata`) and a Parameter's state are ignored;
+    /// a legacy `Tensor.set_` state is not supported.
+    private func build(_ object: PickleValue, state: PickleValue) throws {
+        switch object {
+        case .dict:
+            return
+        case .tensor:
+            if case let .tuple(i) = state, arena.tuples[i].count == 4 {
+                throw TorchCheckpointError.unsupportedTensor(path: path, detail: "legacy Tensor.set_ state")
+            }
+        default:
+            throw invalid("BUILD on \(object.kind)")
+        }
+    }
+
+    // MARK: Storages and tensors
+
+    /// BINPERSID: ("storage", storage class, key, location, numel) → the record `data/<key>`.
+    private mutating func persistentLoad(_ pid: PickleValue) throws -> PickleValue {
+        guard case let .tuple(t) = pid, arena.tuples[t].count == 5 else {
+            throw invalid("persistent id is \(pid.kind), expected a (\"storage\", type, key, location, numel) tuple")
+        }
+        let items = arena.tuples[t]
+        guard case "storage" = try asciiString(items[0]) else { throw invalid("persistent id is not a storage") }
+        guard case let .global(.storageType(typeName, type)) = items[1] else { throw invalid("storage type is \(items[1].kind)") }
+        let key = try asciiString(items[2])
+        guard case let .int(numel) = items[4], numel >= 0 else { throw invalid("storage \(key): element count is \(items[4].kind)") }
+        if case .unreadable = type {
+            throw TorchCheckpointError.unsupportedTensor(path: path, detail: "storage type \(typeName)")
+        }
+        if let existing = storageIndex[key] {
+            guard storages[existing].type == type else {
+                throw TorchCheckpointError.invalidTensor(path: path, detail: "storage \(key) is viewed as two different types")
+            }
+            return .storage(existing)
+        }
+        let elementSize: Int
+        switch type {
+        case let .typed(dtype): elementSize = dtype.byteSize
+        case .untyped, .unreadable: elementSize = 1
+        }
+        let (byteCount, overflow) = numel.multipliedReportingOverflow(by: elementSize)
+        guard !overflow else { throw TorchCheckpointError.invalidTensor(path: path, detail: "storage \(key) of \(numel) elements overflows") }
+        guard let record = storageRecord(key) else { throw TorchCheckpointError.missingEntry(path: path, entry: "data/" + key) }
+        guard record.count >= byteCount else {
+            throw TorchCheckpointError.invalidTensor(path: path,
+                detail: "storage \(key) needs \(byteCount) bytes but its record data/\(key) holds \(record.count)")
+        }
+        storages.append(TorchStorage(key: key, type: type, bytes: record.lowerBound..<record.lowerBound + byteCount))
+        storageIndex[key] = storages.count - 1
+        return .storage(storages.count - 1)
+    }
+
+    /// `_rebuild_tensor[_v2|_v3](storage, storage_offset, size, stride, …)`: checks that the view
+    /// lies inside the storage and records it.
+    private mutating func rebuildTensor(_ args: [PickleValue], dtype givenType: SafeTensorsDType?, metadata: PickleValue?) throws -> PickleValue {
+        guard case let .storage(s) = args[0] else { throw invalid("tensor storage is \(args[0].kind)") }
+        let storage = storages[s]
+        let dtype: SafeTensorsDType
+        switch (givenType, storage.type) {
+        case let (given?, _): dtype = given
+        case let (nil, .typed(storageType)): dtype = storageType
+        default: throw invalid("storage \(storage.key) has no element type")
+        }
+        guard case let .int(offset) = args[1], offset >= 0 else { throw invalid("tensor storage offset is \(args[1].kind)") }
+        let shape = try ints(args[2], "tensor size")
+        let strides = try ints(args[3], "tensor stride")
+        let path = self.path
+        let bad: (String) -> TorchCheckpointError = {
+            TorchCheckpointError.invalidTensor(path: path, detail: "view of storage \(storage.key): \($0)")
+        }
+        guard shape.count == strides.count else { throw bad("\(shape.count) sizes but \(strides.count) strides") }
+        guard shape.count <= UnpicklerLimits.tensorRank else { throw bad("rank \(shape.count) is above \(UnpicklerLimits.tensorRank)") }
+        guard shape.allSatisfy({ $0 >= 0 }), strides.allSatisfy({ $0 >= 0 }) else { throw bad("negative size or stride") }
+        // The element count, and the last element the view reaches: offset + Σ (size_d − 1)·stride_d.
+        var count = 1, last = offset, overflow = false
+        for (size, stride) in zip(shape, strides) {
+            var o1 = false, o2 = false, o3 = false
+            (count, o1) = count.multipliedReportingOverflow(by: size)
+            if size > 0 {
+                let step: Int
+                (step, o2) = (size - 1).multipliedReportingOverflow(by: stride)
+                (last, o3) = last.addingReportingOverflow(step)
+            }
+            overflow = overflow || o1 || o2 || o3
+        }
+        guard !overflow else { throw bad("element count or extent overflows") }
+        let available = storage.bytes.count / dtype.byteSize
+        if count > 0, last >= available {
+            throw bad("reaches element \(last) but the storage holds \(available) \(dtype.rawValue) elements")
+        }
+        if case let .dict(d)? = metadata, arena.dicts[d].values.contains(where: { if case .bool(true) = $0 { return true } else { return false } }) {
+            throw TorchCheckpointError.unsupportedTensor(path: path, detail: "a tensor with its conj/neg bit set")
+        }
+        tensors.append(TorchTensorView(dtype: dtype, storage: s, offset: offset, shape: shape, strides: strides, elementCount: count))
+        return .tensor(tensors.count - 1)
+    }
+
+    private func ints(_ value: PickleValue, _ what: String) throws -> [Int] {
+        try tupleItems(value, what).map {
+            guard case let .int(i) = $0 else { throw invalid("\(what) holds \($0.kind)") }
+            return i
+        }
+    }
+
+    /// A string, or bytes read as ASCII (Python 2 pickles).
+    private func asciiString(_ value: PickleValue) throws -> String {
+        switch value {
+        case let .string(s): return s
+        case let .bytes(b): return String(decoding: b, as: UTF8.self)
+        default: throw invalid("expected a string, found \(value.kind)")
+        }
+    }
+
+    // MARK: Errors
+
+    private func invalid(_ detail: String) -> TorchCheckpointError {
+        .invalidPickle(path: path, offset: opcodeOffset, detail: detail)
+    }
+
+    private func limit(_ what: String, _ bound: Int) -> TorchCheckpointError {
+        .limitExceeded(path: path, what: what, limit: bound)
+    }
+}
+
+/// Python's names for the pickle opcodes (Lib/pickletools.py), for error messages.
+enum PickleOpcode {
+    static func name(_ op: UInt8) -> String? {
+        switch op {
+        case 0x28: return "MARK"; case 0x2E: return "STOP"; case 0x30: return "POP"; case 0x31: return "POP_MARK"
+        case 0x32: return "DUP"; case 0x46: return "FLOAT"; case 0x49: return "INT"; case 0x4A: return "BININT"
+        case 0x4B: return "BININT1"; case 0x4C: return "LONG"; case 0x4D: return "BININT2"; case 0x4E: return "NONE"
+        case 0x50: return "PERSID"; case 0x51: return "BINPERSID"; case 0x52: return "REDUCE"; case 0x53: return "STRING"
+        case 0x54: return "BINSTRING"; case 0x55: return "SHORT_BINSTRING"; case 0x56: return "UNICODE"
+        case 0x58: return "BINUNICODE"; case 0x61: return "APPEND"; case 0x62: return "BUILD"; case 0x63: return "GLOBAL"
+        case 0x64: return "DICT"; case 0x7D: return "EMPTY_DICT"; case 0x65: return "APPENDS"; case 0x67: return "GET"
+        case 0x68: return "BINGET"; case 0x69: return "INST"; case 0x6A: return "LONG_BINGET"; case 0x6C: return "LIST"
+        case 0x5D: return "EMPTY_LIST"; case 0x6F: return "OBJ"; case 0x70: return "PUT"; case 0x71: return "BINPUT"
+        case 0x72: return "LONG_BINPUT"; case 0x73: return "SETITEM"; case 0x74: return "TUPLE"; case 0x29: return "EMPTY_TUPLE"
+        case 0x75: return "SETITEMS"; case 0x47: return "BINFLOAT"; case 0x80: return "PROTO"; case 0x81: return "NEWOBJ"
+        case 0x82: return "EXT1"; case 0x83: return "EXT2"; case 0x84: return "EXT4"; case 0x85: return "TUPLE1"
+        case 0x86: return "TUPLE2"; case 0x87: return "TUPLE3"; case 0x88: return "NEWTRUE"; case 0x89: return "NEWFALSE"
+        case 0x8A: return "LONG1"; case 0x8B: return "LONG4"; case 0x42: return "BINBYTES"; case 0x43: return "SHORT_BINBYTES"
+        case 0x8C: return "SHORT_BINUNICODE"; case 0x8D: return "BINUNICODE8"; case 0x8E: return "BINBYTES8"
+        case 0x8F: return "EMPTY_SET"; case 0x90: return "ADDITEMS"; case 0x91: return "FROZENSET"; case 0x92: return "NEWOBJ_EX"
+        case 0x93: return "STACK_GLOBAL"; case 0x94: return "MEMOIZE"; case 0x95: return "FRAME"; case 0x96: return "BYTEARRAY8"
+        case 0x97: return "NEXT_BUFFER"; case 0x98: return "READONLY_BUFFER"
+        default: return nil
+        }
+    }
+}
