@@ -59,6 +59,10 @@ public struct GenerationRequest: Sendable {
     public var tileVAE = false
     /// How the VAE tiles, when it does.
     public var vaeTiling = TiledDecoding()
+    /// How prompts are read: A1111's syntax (default) or literally.
+    public var promptStyle: PromptStyle = .a1111
+    /// A1111's clip skip: 1 = the text encoder's last layer, 2 = the one before, …
+    public var clipSkip = 1
 
     public init(prompt: String) { self.prompt = prompt }
 }
@@ -144,15 +148,8 @@ public final class StableDiffusionPipeline {
     /// The default output size: the U-Net's sample size in pixels.
     public var defaultSize: Int { unet.config.sampleSize * vaeScaleFactor }
 
-    /// Context vectors [1, L, D] of one prompt (last hidden state), warning when the prompt was cut.
-    public func encodePrompt(_ text: String) throws -> Tensor {
-        let (ids, truncated) = tokenizer.encode(text)
-        if truncated {
-            let kept = tokenizer.decode(Array(ids.dropFirst().prefix(ids.count - 2)))
-            warn("the prompt is longer than \(tokenizer.maxLength) tokens; it was cut to: \"\(kept)\"")
-        }
-        return try textEncoder([ids]).lastHiddenState
-    }
+    /// Textual-inversion embeddings, triggered by their names in prompts (see PromptEncoding).
+    public var embeddings: [TextualInversion] = []
 
     /// Runs the pipeline; returns decoded images [B, 3, H, W] in [0, 1]. `progress(i, n)` after each step.
     public func generate(_ r: GenerationRequest, progress: (Int, Int) -> Void = { _, _ in }) throws -> Tensor {
@@ -192,12 +189,16 @@ public final class StableDiffusionPipeline {
         var scheduler = try makeScheduler(r.sampler)
         try scheduler.setTimesteps(r.steps)
 
-        // 1. Prompt embeddings, unconditional first (diffusers' order): [u × B, c × B].
+        // 1. Prompt embeddings, unconditional first (diffusers' order): [u × B, c × B]. A prompt and
+        // negative prompt of different chunk counts cannot share a batch: then the U-Net runs on
+        // each half with its own context (A1111's default; it pads only with `pad_cond_uncond`).
         let guided = r.guidance > 1
-        let cond = try encodePrompt(r.prompt)
-        let uncond = guided ? try encodePrompt(r.negativePrompt) : cond
+        let cond = try encodePrompt(r.prompt, style: r.promptStyle, clipSkip: r.clipSkip)
+        let uncond = guided ? try encodePrompt(r.negativePrompt, style: r.promptStyle, clipSkip: r.clipSkip) : cond
         let b = r.batch
-        let context = concat(Array(repeating: uncond, count: guided ? b : 0) + Array(repeating: cond, count: b), dim: 0)
+        let together = !guided || uncond.shape[1] == cond.shape[1]
+        let context = together ? concat(Array(repeating: uncond, count: guided ? b : 0) + Array(repeating: cond, count: b), dim: 0) : cond
+        let contexts = together ? [] : [repeatBatch(uncond, b), repeatBatch(cond, b)]
 
         // 2. Timesteps (strength skips the first ones).
         var timesteps = scheduler.timesteps
@@ -242,7 +243,13 @@ public final class StableDiffusionPipeline {
             var x = guided ? concat([latents, latents], dim: 0) : latents
             x = scheduler.scaleModelInput(x, timestep: t)
             if channels == 2 * latentChannels + 1, let maskIn, let maskedIn { x = concat([x, maskIn, maskedIn], dim: 1) }
-            let out = unet(x, timesteps: Array(repeating: t, count: x.shape[0]), context: context)
+            let out: Tensor
+            if together {
+                out = unet(x, timesteps: Array(repeating: t, count: x.shape[0]), context: context)
+            } else {
+                let halves = split(x, sizes: [b, b], dim: 0)
+                out = concat(zip(halves, contexts).map { unet($0, timesteps: Array(repeating: t, count: b), context: $1) }, dim: 0)
+            }
             var eps = out
             if guided {
                 let parts = split(out, sizes: [b, b], dim: 0)

@@ -165,8 +165,15 @@ public final class CLIPTextModel: Module {
     }
 
     /// Runs ids [B][L] (every row the same length ≤ max_position_embeddings).
-    /// `upToLayer` stops after that many layers (for clip skip); nil runs them all.
-    public func callAsFunction(_ ids: [[Int32]], keepHiddenStates: Bool = false) throws -> TextEncoderOutput {
+    ///
+    /// - Parameters:
+    ///   - inputVectors: per row, positions whose token embedding is replaced by the given vector
+    ///     (a textual-inversion embedding's); the position embedding is still added.
+    ///   - layers: run only the first `layers` encoder layers, then the final layer norm (clip skip:
+    ///     A1111's "Clip skip: N" is `layers = numHiddenLayers − (N − 1)`); nil runs them all.
+    ///     `backward` needs a run of all layers without input vectors.
+    public func callAsFunction(_ ids: [[Int32]], inputVectors: [[Int: [Float]]] = [], layers count: Int? = nil,
+                               keepHiddenStates: Bool = false) throws -> TextEncoderOutput {
         let b = ids.count, l = ids.first?.count ?? 0
         guard b > 0, l > 0, l <= config.maxPositionEmbeddings, ids.allSatisfy({ $0.count == l }) else {
             throw ModelError.invalidInput("text encoder: \(b) sequences of \(ids.map(\.count)) tokens (at most \(config.maxPositionEmbeddings))")
@@ -175,12 +182,27 @@ public final class CLIPTextModel: Module {
             throw ModelError.invalidInput("text encoder: token id \(id) outside the vocabulary of \(config.vocabSize)")
         } }
         batch = b; length = l
+        let runLayers = count ?? layers.count
+        guard (1...layers.count).contains(runLayers) else {
+            throw ModelError.invalidInput("text encoder: cannot stop after \(runLayers) of its \(layers.count) layers")
+        }
+        let d = config.hiddenSize
         let tok = tokenEmbedding(ids.flatMap { $0 })
+        for (row, vectors) in inputVectors.enumerated() where row < b {
+            for (position, vector) in vectors {
+                guard (0..<l).contains(position), vector.count == d else {
+                    throw ModelError.invalidInput("text encoder: an input vector of width \(vector.count) at position \(position) (width \(d), \(l) positions)")
+                }
+                vector.withUnsafeBufferPointer { src in
+                    (tok.data + (row * l + position) * d).update(from: src.baseAddress!, count: d)
+                }
+            }
+        }
         let pos = positionEmbedding((0..<b).flatMap { _ in (0..<Int32(l)).map { $0 } })
         addInPlace(tok, pos)
-        var h = tok.reshaped([b, l, config.hiddenSize])
+        var h = tok.reshaped([b, l, d])
         var states = keepHiddenStates ? [h] : []
-        for layer in layers {
+        for layer in layers.prefix(runLayers) {
             h = layer(h)
             if keepHiddenStates { states.append(h) }
         }

@@ -100,12 +100,22 @@ public struct ChunkedPrompt: Equatable, Sendable {
     /// A1111's token counter: 75 for every chunk but the last, plus the slots used in the last one
     /// (75 for it too when the prompt ends in BREAK).
     public var tokenCount: Int
+
+    public init(chunks: [PromptChunk], tokenCount: Int) {
+        self.chunks = chunks
+        self.tokenCount = tokenCount
+    }
 }
 
 /// AUTOMATIC1111's prompt syntax (see the file header for the rules and sources).
 public enum PromptSyntax {
     /// Prompt slots per chunk; with BOS and EOS a chunk fills CLIP's 77 positions.
     public static let chunkLength = 75
+
+    /// Prompt tokens per chunk for `tokenizer`: its `model_max_length` − 2 (BOS and EOS) — 75 for
+    /// every Stable Diffusion model, whose tokenizers are 77 long; less for a model trained with a
+    /// shorter text window (the shipped Shapes model: 30).
+    public static func windowLength(_ tokenizer: CLIPTokenizer) -> Int { max(1, tokenizer.maxLength - 2) }
     /// A1111's `comma_padding_backtrack` default.
     public static let defaultCommaPaddingBacktrack = 20
 
@@ -308,6 +318,7 @@ public enum PromptSyntax {
                              commaPaddingBacktrack: Int = defaultCommaPaddingBacktrack) -> ChunkedPrompt {
         let bos = tokenizer.bosTokenID, eos = tokenizer.eosTokenID
         let pad = padTokenID ?? tokenizer.padTokenID
+        let chunkLength = windowLength(tokenizer)
         let commaIDs = tokenizer.tokenIDs(",")
         let comma: Int32? = commaIDs.count == 1 && commaIDs[0] != tokenizer.unkTokenID ? commaIDs[0] : nil
 
@@ -401,6 +412,7 @@ public enum PromptSyntax {
     /// It is also what the empty prompt `""` chunks to.
     public static func emptyChunk(tokenizer: CLIPTokenizer, padTokenID: Int32? = nil) -> PromptChunk {
         let pad = padTokenID ?? tokenizer.padTokenID
+        let chunkLength = windowLength(tokenizer)
         let ids = [tokenizer.bosTokenID, tokenizer.eosTokenID] + Array(repeating: pad, count: chunkLength)
         return PromptChunk(tokens: ids.map { .id($0) }, weights: Array(repeating: 1, count: chunkLength + 2))
     }

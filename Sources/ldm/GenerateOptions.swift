@@ -83,6 +83,15 @@ struct GenerateArguments: ParsableArguments {
     var lora: [String] = []
     @Option(help: "Folder of LoRA files named by <lora:NAME:WEIGHT> prompt tags (default: loras/ beside the model).")
     var loraDir: String?
+    @Option(help: ArgumentHelp("A textual-inversion embedding (.pt, .safetensors, .bin); its file name is the word that triggers it; repeatable.",
+                               valueName: "path"))
+    var embedding: [String] = []
+    @Option(help: "Folder of embeddings, each triggered by its file name (default: embeddings/ beside the model).")
+    var embeddingsDir: String?
+    @Flag(help: "Read prompts literally, as diffusers does: no A1111 (emphasis:1.2), [de-emphasis], BREAK or 75-token chunks.")
+    var plainPrompt = false
+    @Option(help: "A1111's clip skip: 1 = the text encoder's last layer, 2 = the one before it (then the final layer norm), …")
+    var clipSkip: Int = 1
 
     func validate() throws {
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1 (got \(steps))") }
@@ -97,6 +106,7 @@ struct GenerateArguments: ParsableArguments {
         try validateGuidanceRescale(guidanceRescale)
         if let problem = vaeTiling.problem { throw ValidationError("--vae-tile: " + problem) }
         if !output.lowercased().hasSuffix(".png") { throw ValidationError("--output must end in .png") }
+        if clipSkip < 1 { throw ValidationError("--clip-skip must be at least 1 (1 = the last layer, A1111's numbering)") }
     }
 
     /// The VAE tiling: the library's, with --vae-tile.
@@ -160,17 +170,23 @@ func runGeneration(model: ModelArguments, args: GenerateArguments, label: String
     var written = 0
     let loras = LoRAResolver(pipeline: pipeline, modelPath: modelPath, folder: args.loraDir)
     let commandLoRAs = try args.lora.map(parseLoRASpec)
+    pipeline.embeddings = try loadEmbeddings(args, pipeline: pipeline, modelPath: modelPath, note: { progress.note($0) })
+    let style: PromptStyle = args.plainPrompt ? .plain : .a1111
     for (pi, prompt) in prompts.enumerated() {
         let (text, tags) = extractLoRATags(prompt)
         let applied = LoRAApplication()
         defer { applied.restore() }
+        var loraHashes: [String] = []
         for (path, weight, name) in commandLoRAs.map({ ($0.0, $0.1, URL(fileURLWithPath: $0.0).deletingPathExtension().lastPathComponent) })
             + (try tags.map { (try loras.path(named: $0.name), $0.weight, $0.name) }) {
             let file = try loras.file(path)
             try applied.apply(file, weight: weight, unet: pipeline.unet, textEncoder: pipeline.textEncoder)
             progress.note("LoRA \(name) at \(String(format: "%g", weight)): \(file.summary)")
+            if let hash = try? loras.shortHash(path) { loraHashes.append(networkLabel(name) + ": " + hash) }
         }
         var r = GenerationRequest(prompt: text)
+        r.promptStyle = style
+        r.clipSkip = args.clipSkip
         r.negativePrompt = args.negativePrompt
         r.steps = args.steps ?? defaults.steps ?? 20
         r.guidance = args.guidance ?? defaults.guidance ?? 7.5
@@ -198,10 +214,19 @@ func runGeneration(model: ModelArguments, args: GenerateArguments, label: String
                                                 ("RNG", r.rng.rawValue)]
             if args.batch > 1 { settings += [("Batch size", "\(args.batch)"), ("Batch pos", "\(i)")] }
             if r.guidanceRescale > 0 { settings.append(("Guidance rescale", String(format: "%g", r.guidanceRescale))) }
+            if r.clipSkip > 1 { settings.append(("Clip skip", "\(r.clipSkip)")) }
+            if args.plainPrompt { settings.append(("Prompt syntax", "plain")) }
             if !commandLoRAs.isEmpty {
                 settings.append(("LoRA", commandLoRAs.map { URL(fileURLWithPath: $0.0).deletingPathExtension().lastPathComponent + ":" + String(format: "%g", $0.1) }
                     .joined(separator: ", ")))
             }
+            let used = pipeline.embeddingsUsed(in: text, style: style) + pipeline.embeddingsUsed(in: r.negativePrompt, style: style)
+            var tiHashes: [String] = []
+            for e in used where !tiHashes.contains(where: { $0.hasPrefix(networkLabel(e.name) + ": ") }) {
+                if let hash = try? SHA256.networkShortHash(e.path, skipSafeTensorsHeader: false) { tiHashes.append(networkLabel(e.name) + ": " + hash) }
+            }
+            if !tiHashes.isEmpty { settings.append(("TI hashes", tiHashes.joined(separator: ", "))) }
+            if !loraHashes.isEmpty { settings.append(("Lora hashes", loraHashes.joined(separator: ", "))) }
             settings += extraSettings
             var png = try finish(images, i)
             png.texts = [PNGTextChunk(keyword: "parameters",
@@ -277,6 +302,14 @@ final class LoRAResolver {
         }
         throw ValidationError("<lora:\(name)>: no \(name).safetensors in \(folder.path) (set --lora-dir)")
     }
+    /// A1111's short hash of the file (cached).
+    func shortHash(_ path: String) throws -> String {
+        if let h = hashes[path] { return h }
+        let h = try SHA256.networkShortHash(path, skipSafeTensorsHeader: path.lowercased().hasSuffix(".safetensors"))
+        hashes[path] = h
+        return h
+    }
+    private var hashes: [String: String] = [:]
     func file(_ path: String) throws -> LoRAFile {
         if let f = cache[path] { return f }
         guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("no LoRA file at \(path)") }
@@ -284,4 +317,52 @@ final class LoRAResolver {
         cache[path] = f
         return f
     }
+}
+
+/// A network's name as A1111 writes it in "Lora hashes" / "TI hashes": without `:` and `,`.
+func networkLabel(_ name: String) -> String { name.filter { $0 != ":" && $0 != "," } }
+
+/// The embeddings for a run: every --embedding (an error stops the run), then the files in
+/// --embeddings-dir or embeddings/ beside the model (files for other model families are skipped
+/// with a notice, as A1111 skips them). The first of two with one name wins.
+func loadEmbeddings(_ args: GenerateArguments, pipeline: StableDiffusionPipeline, modelPath: URL,
+                    note: (String) -> Void) throws -> [TextualInversion] {
+    let width = pipeline.textEncoder.config.hiddenSize
+    var list: [TextualInversion] = []
+    func add(_ e: TextualInversion) {
+        if list.contains(where: { $0.name == e.name }) {
+            note("embedding \(e.name) from \(e.path) is ignored: an embedding of that name is already loaded")
+        } else {
+            list.append(e)
+        }
+    }
+    for path in args.embedding {
+        guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("no embedding file at \(path)") }
+        let e = try TextualInversion(path: path)
+        _ = try e.vectors(width: width)
+        add(e)
+    }
+    var isDirectory: ObjCBool = false
+    FileManager.default.fileExists(atPath: modelPath.path, isDirectory: &isDirectory)
+    let beside = (isDirectory.boolValue ? modelPath : modelPath.deletingLastPathComponent()).appendingPathComponent("embeddings")
+    let folder = args.embeddingsDir.map { URL(fileURLWithPath: $0) } ?? beside
+    if let dir = args.embeddingsDir, !FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory) || !isDirectory.boolValue {
+        throw ValidationError("--embeddings-dir \(dir) is not a folder")
+    }
+    let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).sorted()
+        .filter { ["pt", "safetensors", "bin"].contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) }
+    var skipped: [String] = []
+    for file in files {
+        let path = folder.appendingPathComponent(file).path
+        do {
+            let e = try TextualInversion(path: path)
+            _ = try e.vectors(width: width)
+            add(e)
+        } catch {
+            skipped.append(file)
+            note("embedding \(file) skipped: \(error)")
+        }
+    }
+    if !list.isEmpty { note("embeddings: " + list.map { "\($0.name) (\($0.vectorCount) vector\($0.vectorCount == 1 ? "" : "s"))" }.joined(separator: ", ")) }
+    return list
 }
