@@ -1,18 +1,22 @@
 #!/usr/bin/env python3
 """Golden token ids for CLIPTokenizer (Sources/LDMModels/Tokenizer.swift).
 
-Runs transformers' slow CLIPTokenizer (transformers 4.x: tokenization_clip.py; transformers 5
-replaced it with a tokenizers-backed class) WITHOUT ftfy installed, loaded from the converted
-vocabulary in Tests/LDMModelsTests/Fixtures/clip-tokenizer (see convert_clip_vocab.py), on a few
-hundred varied strings, as diffusers calls it:
+Runs transformers 5's CLIPTokenizer (the tokenizers-backed class: NFC, whitespace runs to one
+space, lowercase, CLIP's split pattern, byte-level BPE — what diffusers users get, and what
+open_clip and the original training match far better than transformers 4's slow class without
+ftfy, which split CJK characters into words and dropped control characters), loaded from the
+converted vocabulary in Tests/LDMModelsTests/Fixtures/clip-tokenizer (see convert_clip_vocab.py),
+on several hundred varied strings, as diffusers calls it:
     tokenizer(text, padding="max_length", max_length=77, truncation=True).input_ids
-once with the SD 1.x pad token '<|endoftext|>' and once with the SD 2.x pad token '!'.
+once with the SD 1.x pad token '<|endoftext|>' and once with the SD 2.x pad token '!'; and with
+the tiny test model's 1114-token tokenizer (Tests/Fixtures/models/tiny-sd/tokenizer), saved with
+save_pretrained into Tests/LDMModelsTests/Fixtures/tiny-tokenizer-json (transformers 5 writes only
+tokenizer.json and tokenizer_config.json), which the Swift tokenizer must read, as well as the
+vocab.json/merges.txt form, to the same ids.
 
-Writes Tests/LDMModelsTests/Fixtures/clip-tokenizer-cases.json.
+Writes Tests/LDMModelsTests/Fixtures/clip-tokenizer-cases.json (versions recorded in it).
 
-Usage (a virtualenv with transformers<5 and without ftfy):
-    python -m venv /tmp/tok && /tmp/tok/bin/pip install "transformers<5"
-    /tmp/tok/bin/python scripts/make_tokenizer_fixtures.py
+Usage:  /work/venv/bin/python scripts/make_tokenizer_fixtures.py   (transformers >= 5)
 """
 import json
 import os
@@ -20,7 +24,6 @@ import random
 import shutil
 import sys
 import tempfile
-import unicodedata
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.join(HERE, "..", "Tests", "LDMModelsTests", "Fixtures")
@@ -76,6 +79,13 @@ HANDWRITTEN = [
     "supercalifragilisticexpialidocious", "a" * 300, "ab" * 120, "pneumonoultramicroscopicsilicovolcanoconiosis " * 3,
     " ".join(["word"] * 75), " ".join(["word"] * 76), " ".join(["word"] * 77), " ".join(["word"] * 200),
     ", ".join(["highly detailed"] * 30), "!" * 100, "😀" * 60,
+    # what transformers 5 reads differently from transformers 4's slow class
+    "猫", "一只猫", "東京タワーの夜景", "漢字かなカナ混じり文", "中文English混合", "北京烤鸭, 高清", "「引用」と『二重』",
+    "👩🏽‍💻 woman technologist", "🏳️‍🌈 flag", "👨‍👨‍👧‍👦", "🧑🏿‍🤝‍🧑🏻", "❤️‍🔥", "🐻‍❄️", "1️⃣ keycap", "🏴󠁧󠁢󠁳󠁣󠁴󠁿 scotland",
+    "zero\u200bwidth", "zw\u200cnj", "zw\u200dj", "word\u2060joiner", "\ufeffbom start", "a\u200b\u200bb", "\u200b",
+    "tab\there", "bell\x07", "\x01\x02\x03", "esc\x1b", "del\x7fx", "c1\x80\x9f", "a\x1c\x1d\x1e\x1fb",
+    "ΟΔΟΣ", "ὈΔΥΣΣΕΎΣ", "ΣΑΣ ΣΑΣ", "Σ", "aΣ", "Σa", "ΑΣ.", "ΑΣ'Σ", "μάθησις ΜΆΘΗΣΙΣ",
+    "<|StartOfText|>", "<|endoftext|>x<|ENDOFTEXT|>", "İI ı", "ǈ ǉ Ǌ", "ꭰ Ꭰ cherokee",
 ]
 
 # Characters for random strings (all assigned in Unicode 14 or earlier).
@@ -88,6 +98,7 @@ POOL = (
     + list("一二三猫犬月光中文字日本語") + list("あいうえおアイウエオ") + list("가나다라")
     + list("абвгдеёжзАБВГ") + list("αβγδΣσςΩ") + list("مرحب") + list("שלום")
     + ["🐱", "🐶", "❤", "👍", "🏽", "🇯", "🇵", "😀"] + list("∑∞≤√×÷²³½")
+    + ["\u2060", "\ufeff", "\x1c", "\x1f", "\x85", "\u0345", "İ", "Σ", "ΣΑ", "\u200c"]
     + ["<|endoftext|>", "<|startoftext|>", "'s", "'t", "'re", "'ll"]
 )
 
@@ -116,24 +127,25 @@ def make_folder(pad):
 
 
 def main():
-    try:
-        import ftfy  # noqa: F401
-        sys.exit("ftfy is installed: uninstall it (the reference is CLIPTokenizer without ftfy)")
-    except ImportError:
-        pass
+    import tokenizers
     import transformers
     from transformers import CLIPTokenizer
 
-    if int(transformers.__version__.split(".")[0]) >= 5:
-        sys.exit("needs transformers<5 (the slow, Python CLIPTokenizer)")
+    if int(transformers.__version__.split(".")[0]) < 5:
+        sys.exit("needs transformers>=5 (the tokenizers-backed CLIPTokenizer)")
     sd1 = CLIPTokenizer.from_pretrained(make_folder("<|endoftext|>"))
     sd2 = CLIPTokenizer.from_pretrained(make_folder("!"))
     for t in (sd1, sd2):
-        assert t.fix_text is None and t.model_max_length == 77
+        assert t.model_max_length == 77
     assert sd1.pad_token_id == 49407 and sd2.pad_token_id == 0
+    saved = os.path.join(TESTS, "tiny-tokenizer-json")
+    shutil.rmtree(saved, ignore_errors=True)
+    tiny = CLIPTokenizer.from_pretrained(os.path.join(HERE, "..", "Tests", "Fixtures", "models", "tiny-sd", "tokenizer"))
+    tiny.save_pretrained(saved)
+    assert sorted(os.listdir(saved)) == ["tokenizer.json", "tokenizer_config.json"], os.listdir(saved)
 
     cases = []
-    texts = HANDWRITTEN + random_strings(200)
+    texts = list(dict.fromkeys(HANDWRITTEN + random_strings(200)))
     assert len(set(texts)) == len(texts)
     for text in texts:
         case = {
@@ -143,6 +155,7 @@ def main():
             "sd2": sd2(text, padding="max_length", max_length=77, truncation=True).input_ids,
             "sd1_truncated": len(sd1(text).input_ids) > 77,
             "sd2_truncated": len(sd2(text).input_ids) > 77,
+            "tiny": tiny(text, padding="max_length", max_length=77, truncation=True).input_ids,
         }
         assert len(case["sd1"]) == 77 and len(case["sd2"]) == 77
         cases.append(case)
@@ -150,9 +163,8 @@ def main():
     fixture = {
         "producer": "scripts/make_tokenizer_fixtures.py",
         "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
         "python": sys.version.split()[0],
-        "unicode": unicodedata.unidata_version,
-        "ftfy": False,
         "call": 'tokenizer(text, padding="max_length", max_length=77, truncation=True).input_ids',
         "cases": cases,
     }
@@ -160,7 +172,7 @@ def main():
         json.dump(fixture, f, ensure_ascii=False, separators=(",", ":"))
         f.write("\n")
     print(f"wrote {OUTPUT}: {len(cases)} cases, transformers {transformers.__version__}, "
-          f"Unicode {unicodedata.unidata_version}")
+          f"tokenizers {tokenizers.__version__}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,7 @@
 // The CLIP byte-pair-encoding tokenizer: the ids CLIPTextModel receives for a prompt.
 //
-// Reproduces transformers' slow `CLIPTokenizer` (models/clip/tokenization_clip.py, without ftfy)
-// as diffusers calls it: `tokenizer(prompt, padding="max_length",
-// max_length=tokenizer.model_max_length, truncation=True)`:
+// Reproduces transformers 5's `CLIPTokenizer` (the tokenizers-backed class) as diffusers calls it:
+// `tokenizer(prompt, padding="max_length", max_length=tokenizer.model_max_length, truncation=True)`:
 //   ids = [BOS] + bpe(prompt)[..<(maxLength − 2)] + [EOS] + [PAD] × (maxLength − count).
 // The text steps before BPE are in TokenizerText.swift.
 //
@@ -34,7 +33,9 @@ public enum TokenizerError: Error, CustomStringConvertible, LocalizedError, Equa
 ///
 /// Text inside the prompt that equals a special token (`<|startoftext|>`, `<|endoftext|>`, the pad
 /// token, or an added token) is kept whole and mapped to its id, as transformers does; with the
-/// SD 2.x pad token `!` this means every `!` in a prompt becomes id 0 rather than `!</w>`.
+/// SD 2.x pad token `!` this means every `!` in a prompt becomes id 0 rather than `!</w>`. A token
+/// marked `normalized` is found in the lower-cased text (so `<|StartOfText|>` is BOS too), the
+/// others only as written.
 public struct CLIPTokenizer: Sendable {
     /// The length of every encoded sequence (`model_max_length`; 77 for CLIP).
     public let maxLength: Int
@@ -55,8 +56,11 @@ public struct CLIPTokenizer: Sendable {
     private let encoder: [String: Int32]
     /// Id → token string.
     private let decoder: [Int32: String]
-    /// Strings kept whole when found in the text (special and added tokens), longest first.
-    private let addedTokens: [[Unicode.Scalar]]
+    /// Strings kept whole when found in the raw text (`normalized: false`), longest first.
+    private let rawTokens: [([Unicode.Scalar], String)]
+    /// Strings kept whole when found in the normalized text (`normalized: true`; the contents
+    /// normalized too), longest first, with the token each stands for.
+    private let normalizedTokens: [([Unicode.Scalar], String)]
     private let bpe: BytePairEncoder
 
     /// The number of tokens in the vocabulary.
@@ -67,20 +71,26 @@ public struct CLIPTokenizer: Sendable {
     ///   - maxLength: `model_max_length`, at least 2.
     ///   - padToken: `<|endoftext|>` (SD 1.x) or `!` (SD 2.x); must be in the vocabulary.
     ///   - addedTokens: further strings kept whole (transformers' added tokens); each must be in the vocabulary.
+    ///   - normalizedTokens: the special and added tokens matched in the normalized text; the
+    ///     others are matched as written. The default is what transformers 5 makes of an SD 1.x
+    ///     folder (only `<|startoftext|>`).
     public init(vocabURL: URL, mergesURL: URL, maxLength: Int = 77, padToken: String,
                 bosToken: String = "<|startoftext|>", eosToken: String = "<|endoftext|>",
-                unkToken: String = "<|endoftext|>", addedTokens: [String] = []) throws {
+                unkToken: String = "<|endoftext|>", addedTokens: [String] = [],
+                normalizedTokens: Set<String> = ["<|startoftext|>"]) throws {
         let vocabulary = try Self.readVocabulary(vocabURL)
         let merges = try Self.readMerges(mergesURL)
         try self.init(vocabulary: vocabulary, merges: merges, maxLength: maxLength, padToken: padToken,
-                      bosToken: bosToken, eosToken: eosToken, unkToken: unkToken, addedTokens: addedTokens)
+                      bosToken: bosToken, eosToken: eosToken, unkToken: unkToken, addedTokens: addedTokens,
+                      normalizedTokens: normalizedTokens)
     }
 
     /// A tokenizer from an in-memory vocabulary and merge list (merges in rank order; a repeated
     /// pair takes its last rank, as transformers' dictionary does).
     public init(vocabulary: [String: Int], merges: [(String, String)], maxLength: Int = 77, padToken: String,
                 bosToken: String = "<|startoftext|>", eosToken: String = "<|endoftext|>",
-                unkToken: String = "<|endoftext|>", addedTokens: [String] = []) throws {
+                unkToken: String = "<|endoftext|>", addedTokens: [String] = [],
+                normalizedTokens: Set<String> = ["<|startoftext|>"]) throws {
         guard maxLength >= 2 else {
             throw TokenizerError.invalidConfiguration("model_max_length must be at least 2, got \(maxLength)")
         }
@@ -113,18 +123,27 @@ public struct CLIPTokenizer: Sendable {
         self.encoder = encoder
         self.decoder = decoder
         let whole = Set([bosToken, eosToken, unkToken, padToken] + addedTokens).filter { !$0.isEmpty }
-        self.addedTokens = whole.map { Array($0.unicodeScalars) }.sorted { $0.count > $1.count }
+        rawTokens = whole.filter { !normalizedTokens.contains($0) }.map { (Array($0.unicodeScalars), $0) }.sorted { $0.0.count > $1.0.count }
+        self.normalizedTokens = whole.filter { normalizedTokens.contains($0) }.map { (CLIPText.normalize($0.unicodeScalars), $0) }
+            .filter { !$0.0.isEmpty }.sorted { $0.0.count > $1.0.count }
         bpe = BytePairEncoder(merges: merges, encoder: encoder, unknownID: unkTokenID)
     }
 
-    /// Loads a transformers tokenizer folder: vocab.json, merges.txt, tokenizer_config.json
-    /// (`model_max_length`, `bos_token`, `eos_token`, `unk_token`, `pad_token`,
-    /// `added_tokens_decoder`) and special_tokens_map.json, which overrides the config's special
-    /// tokens unless the config lists `added_tokens_decoder` (transformers' rule). Missing values
-    /// take CLIP's defaults (77, `<|startoftext|>`, `<|endoftext|>`).
+    /// Loads a transformers tokenizer folder: vocab.json + merges.txt, or tokenizer.json alone (what
+    /// transformers 5's `save_pretrained` writes); tokenizer_config.json (`model_max_length`,
+    /// `bos_token`, `eos_token`, `unk_token`, `pad_token`, `added_tokens_decoder`) and
+    /// special_tokens_map.json, which overrides the config's special tokens unless the config lists
+    /// `added_tokens_decoder` (transformers' rule). Missing values take CLIP's defaults (77,
+    /// `<|startoftext|>`, `<|endoftext|>`).
+    ///
+    /// Whether a special token is matched in the normalized text follows transformers 5: a token
+    /// given as an object carries its `normalized` flag, one given as a plain string is not
+    /// normalized, and of two roles with the same text the later (bos, eos, unk, pad) decides; the
+    /// flags of `added_tokens_decoder`, then of tokenizer.json's `added_tokens`, override those.
     public static func load(folder: URL) throws -> CLIPTokenizer {
         let vocabURL = folder.appendingPathComponent("vocab.json")
         let mergesURL = folder.appendingPathComponent("merges.txt")
+        let jsonURL = folder.appendingPathComponent("tokenizer.json")
         var config: [String: Any] = [:]
         let configURL = folder.appendingPathComponent("tokenizer_config.json")
         if FileManager.default.fileExists(atPath: configURL.path) {
@@ -136,10 +155,15 @@ public struct CLIPTokenizer: Sendable {
             special = try readJSONObject(specialURL)
         }
         let mapOverrides = config["added_tokens_decoder"] == nil
+        var normalizedFlags: [String: Bool] = [:]
         func token(_ key: String, _ fallback: String) throws -> String {
             let fromMap = try tokenContent(special[key], key: key, file: specialURL)
             let fromConfig = try tokenContent(config[key], key: key, file: configURL)
-            return (mapOverrides ? (fromMap ?? fromConfig) : (fromConfig ?? fromMap)) ?? fallback
+            let useMap = mapOverrides ? fromMap != nil : fromConfig == nil && fromMap != nil
+            let content = (useMap ? fromMap : fromConfig) ?? fallback
+            let value = useMap ? special[key] : config[key]
+            normalizedFlags[content] = ((value as? [String: Any])?["normalized"] as? Bool) ?? false
+            return content
         }
         var maxLength = 77
         if let value = config["model_max_length"] {
@@ -151,25 +175,77 @@ public struct CLIPTokenizer: Sendable {
             }
             maxLength = n.intValue
         }
-        // Added tokens (e.g. textual-inversion words) join the vocabulary with the id they are listed under.
-        var vocabulary = try readVocabulary(vocabURL)
+        let bos = try token("bos_token", "<|startoftext|>"), eos = try token("eos_token", "<|endoftext|>")
+        let unk = try token("unk_token", "<|endoftext|>"), pad = try token("pad_token", "<|endoftext|>")
+        var vocabulary: [String: Int]
+        var merges: [(String, String)]
         var added: [String] = []
-        if let entries = config["added_tokens_decoder"] as? [String: Any] {
-            for (key, entry) in entries {
-                guard let id = Int(key), id >= 0,
-                      let content = try tokenContent(entry, key: "added_tokens_decoder", file: configURL) else {
-                    throw TokenizerError.invalidFile(path: configURL.path, reason: "added_tokens_decoder entry \(key.debugDescription) is not an id with a token")
+        var addedEntries: [(Int, Any)] = []
+        if FileManager.default.fileExists(atPath: vocabURL.path) || !FileManager.default.fileExists(atPath: jsonURL.path) {
+            vocabulary = try readVocabulary(vocabURL)
+            merges = try readMerges(mergesURL)
+        } else {
+            let json = try readJSONObject(jsonURL)
+            (vocabulary, merges) = try readTokenizerJSONModel(json, url: jsonURL)
+            for entry in json["added_tokens"] as? [Any] ?? [] {
+                guard let object = entry as? [String: Any], let id = (object["id"] as? NSNumber)?.intValue else {
+                    throw TokenizerError.invalidFile(path: jsonURL.path, reason: "an added_tokens entry has no id")
                 }
-                if vocabulary[content] == nil { vocabulary[content] = id }
-                added.append(content)
+                addedEntries.append((id, object))
             }
         }
-        return try CLIPTokenizer(vocabulary: vocabulary, merges: readMerges(mergesURL), maxLength: maxLength,
-                                 padToken: token("pad_token", "<|endoftext|>"),
-                                 bosToken: token("bos_token", "<|startoftext|>"),
-                                 eosToken: token("eos_token", "<|endoftext|>"),
-                                 unkToken: token("unk_token", "<|endoftext|>"),
-                                 addedTokens: added)
+        // Added tokens (e.g. textual-inversion words) join the vocabulary with the id they are listed under.
+        if let entries = config["added_tokens_decoder"] as? [String: Any] {
+            for (key, entry) in entries.sorted(by: { $0.key < $1.key }) {
+                guard let id = Int(key) else {
+                    throw TokenizerError.invalidFile(path: configURL.path, reason: "added_tokens_decoder entry \(key.debugDescription) is not an id with a token")
+                }
+                addedEntries.insert((id, entry), at: 0)
+            }
+        }
+        for (id, entry) in addedEntries {
+            guard id >= 0, let content = try tokenContent(entry, key: "added tokens", file: configURL) else {
+                throw TokenizerError.invalidFile(path: configURL.path, reason: "added token \(id) is not an id with a token")
+            }
+            if vocabulary[content] == nil { vocabulary[content] = id }
+            added.append(content)
+            normalizedFlags[content] = ((entry as? [String: Any])?["normalized"] as? Bool) ?? false
+        }
+        return try CLIPTokenizer(vocabulary: vocabulary, merges: merges, maxLength: maxLength,
+                                 padToken: pad, bosToken: bos, eosToken: eos, unkToken: unk, addedTokens: added,
+                                 normalizedTokens: Set(normalizedFlags.filter(\.value).keys))
+    }
+
+    /// The vocabulary and merges of tokenizer.json's BPE model (merges as "a b" strings or [a, b] pairs).
+    static func readTokenizerJSONModel(_ json: [String: Any], url: URL) throws -> ([String: Int], [(String, String)]) {
+        guard let model = json["model"] as? [String: Any], model["type"] as? String == "BPE",
+              let vocab = model["vocab"] as? [String: Any], let list = model["merges"] as? [Any] else {
+            throw TokenizerError.invalidFile(path: url.path, reason: "no BPE model with vocab and merges")
+        }
+        guard (model["end_of_word_suffix"] as? String) == "</w>" else {
+            throw TokenizerError.invalidFile(path: url.path, reason: "not a CLIP tokenizer (its BPE has no \"</w>\" end-of-word suffix)")
+        }
+        var vocabulary: [String: Int] = [:]
+        vocabulary.reserveCapacity(vocab.count)
+        for (token, value) in vocab {
+            guard let n = value as? NSNumber, let id = Int(exactly: n.doubleValue) else {
+                throw TokenizerError.invalidFile(path: url.path, reason: "the id of \(token.debugDescription) is not an integer")
+            }
+            vocabulary[token] = id
+        }
+        var merges: [(String, String)] = []
+        merges.reserveCapacity(list.count)
+        for item in list {
+            if let pair = item as? [String], pair.count == 2 {
+                merges.append((pair[0], pair[1]))
+            } else if let line = item as? String {
+                let parts = line.split(separator: " ", omittingEmptySubsequences: false)
+                merges.append(parts.count == 2 ? (String(parts[0]), String(parts[1])) : ("", ""))
+            } else {
+                throw TokenizerError.invalidFile(path: url.path, reason: "a merge is neither \"a b\" nor a pair of strings")
+            }
+        }
+        return (vocabulary, merges)
     }
 
     // MARK: Tokenizing
@@ -233,44 +309,42 @@ public struct CLIPTokenizer: Sendable {
         case symbol(Int32)
     }
 
-    /// Splits `text` at special/added tokens, and runs each chunk between them through the text
-    /// steps and BPE separately, as transformers does.
+    /// The steps of TokenizerText.swift: raw added tokens, normalization, normalized added
+    /// tokens, CLIP's pattern, the byte-level pattern, BPE.
     private func forEachToken(_ text: String, _ body: (Token) -> Void) {
-        let scalars = Array(text.unicodeScalars)
-        var chunkStart = 0
-        func flush(_ end: Int) {
-            guard end > chunkStart else { return }
-            for word in CLIPText.basicWords(scalars[chunkStart..<end]) {
-                for piece in CLIPText.pieces(word) {
-                    var view = String.UnicodeScalarView()
-                    view.append(contentsOf: piece)
-                    let pieceText = String(view)
-                    if pieceText == "<|startoftext|>" || pieceText == "<|endoftext|>" {
-                        body(.whole(pieceText))
-                    } else {
-                        for symbol in bpe.encode(pieceText) { body(.symbol(symbol)) }
+        let raw = Array(text.unicodeScalars)
+        Self.split(raw[...], at: rawTokens, token: { body(.whole($0)) }) { segment in
+            let normalized = CLIPText.normalize(segment)
+            Self.split(normalized[...], at: normalizedTokens, token: { body(.whole($0)) }) { rest in
+                for piece in CLIPText.pieces(rest) {
+                    for word in CLIPText.byteLevelWords(piece) {
+                        for symbol in bpe.encode(String(String.UnicodeScalarView(word))) { body(.symbol(symbol)) }
                     }
                 }
             }
         }
-        var i = 0
-        while i < scalars.count {
-            if let token = addedTokens.first(where: { matchesAt(scalars, i, $0) }) {
-                flush(i)
-                var view = String.UnicodeScalarView()
-                view.append(contentsOf: token)
-                body(.whole(String(view)))
-                i += token.count
-                chunkStart = i
+    }
+
+    /// Cuts `text` at the leftmost, then longest, occurrence of any of `tokens` (longest first),
+    /// calling `token` for each found and `between` for each non-empty stretch between them.
+    private static func split(_ text: ArraySlice<Unicode.Scalar>, at tokens: [([Unicode.Scalar], String)],
+                              token: (String) -> Void, between: (ArraySlice<Unicode.Scalar>) -> Void) {
+        var start = text.startIndex, i = text.startIndex
+        while i < text.endIndex {
+            if let (scalars, name) = tokens.first(where: { matchesAt(text, i, $0.0) }) {
+                if i > start { between(text[start..<i]) }
+                token(name)
+                i += scalars.count
+                start = i
             } else {
                 i += 1
             }
         }
-        flush(scalars.count)
+        if text.endIndex > start { between(text[start..<text.endIndex]) }
     }
 
-    private func matchesAt(_ scalars: [Unicode.Scalar], _ i: Int, _ token: [Unicode.Scalar]) -> Bool {
-        guard i + token.count <= scalars.count, scalars[i] == token[0] else { return false }
+    private static func matchesAt(_ scalars: ArraySlice<Unicode.Scalar>, _ i: Int, _ token: [Unicode.Scalar]) -> Bool {
+        guard i + token.count <= scalars.endIndex, scalars[i] == token[0] else { return false }
         for k in 1..<token.count where scalars[i + k] != token[k] { return false }
         return true
     }

@@ -1,103 +1,49 @@
-// Text preparation of the CLIP tokenizer, before byte-pair encoding. It follows transformers'
-// slow CLIPTokenizer (models/clip/tokenization_clip.py) as it runs when ftfy is not installed:
+// Text preparation of the CLIP tokenizer, before byte-pair encoding. It follows transformers 5's
+// `CLIPTokenizer` (backed by the tokenizers library), which is what diffusers users now get:
 //
-//   1. BasicTokenizer(strip_accents=False, do_split_on_punc=False).tokenize(text):
-//      drop U+0000, U+FFFD and control characters (categories C*, except \t \n \r); turn \t \n \r
-//      and space separators (Zs) into spaces; put spaces around CJK ideographs; NFC; split on
-//      whitespace; lower-case each word (Python's str.lower: full mappings, final sigma).
-//   2. The words joined by single spaces (which is also whitespace_clean's result).
-//   3. CLIP's pre-tokenizer pattern, case-insensitive:
-//      <|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
-//   4. Each piece as UTF-8 bytes, each byte mapped to a printable character (bytes_to_unicode).
+//   1. Added tokens with `normalized: false` (the special tokens given as plain strings, e.g.
+//      `<|endoftext|>` in SD 1.x folders and the SD 2.x pad token `!`) are cut out of the raw text.
+//   2. The rest is normalized: NFC, every run of whitespace to one space, then lower case, one
+//      character at a time (full mappings, so İ → i̇; Σ is always σ — no final-sigma rule).
+//   3. Added tokens with `normalized: true` (`<|startoftext|>`, textual-inversion words) are cut
+//      out of the normalized text.
+//   4. CLIP's split pattern, case-sensitive, keeping the matches and dropping what lies between
+//      (whitespace):  <|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
+//   5. The byte-level pre-tokenizer's GPT-2 pattern on each piece ('s|'t|'re|'ve|'m|'ll|'d|
+//      ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+), which only splits a piece that step 4
+//      kept whole as a special-token spelling (`<|ENDOFTEXT|>` lower-cased → `<|`, `endoftext`, `|>`).
+//   6. Each word as UTF-8 bytes, each byte a printable character (bytes_to_unicode), then BPE with
+//      `</w>` on the word's last symbol.
+// Unlike transformers 4's slow class without ftfy, nothing is dropped (control and zero-width
+// characters become byte tokens) and CJK text is not split into one word per character.
 //
-// Everything works on Unicode scalars (Python's characters), never on Swift's grapheme clusters.
-// Character properties come from Swift's Unicode tables; Python 3.11 uses Unicode 14, so only
-// characters assigned after Unicode 14 can be treated differently.
+// Everything works on Unicode scalars (Rust's chars), never on Swift's grapheme clusters.
+// `\s` is the White_Space property (Oniguruma's Unicode `\s`), `\p{L}` / `\p{N}` the general
+// categories, from Swift's Unicode tables.
 
 /// The text steps of the CLIP tokenizer that come before byte-pair encoding.
 enum CLIPText {
-    // MARK: BasicTokenizer
+    // MARK: Normalizer
 
-    /// `_is_control`: general category C* (Cc, Cf, Cs, Co, Cn), except tab, newline, carriage return.
-    static func isControl(_ s: Unicode.Scalar) -> Bool {
-        if s == "\t" || s == "\n" || s == "\r" { return false }
-        switch s.properties.generalCategory {
-        case .control, .format, .surrogate, .privateUse, .unassigned: return true
-        default: return false
-        }
-    }
+    /// `\s`: the White_Space property.
+    static func isSpace(_ s: Unicode.Scalar) -> Bool { s.properties.isWhitespace }
 
-    /// `_is_whitespace`: space, tab, newline, carriage return, or a space separator (Zs).
-    static func isBasicWhitespace(_ s: Unicode.Scalar) -> Bool {
-        s == " " || s == "\t" || s == "\n" || s == "\r" || s.properties.generalCategory == .spaceSeparator
-    }
-
-    /// `_is_chinese_char`: the CJK Unified Ideographs blocks and their extensions / compatibility forms.
-    static func isCJK(_ s: Unicode.Scalar) -> Bool {
-        switch s.value {
-        case 0x4E00...0x9FFF, 0x3400...0x4DBF, 0x20000...0x2A6DF, 0x2A700...0x2B73F,
-             0x2B740...0x2B81F, 0x2B820...0x2CEAF, 0xF900...0xFAFF, 0x2F800...0x2FA1F:
-            return true
-        default:
-            return false
-        }
-    }
-
-    /// Python's `str.isspace()`: ASCII \t \n \v \f \r, U+001C–U+001F, space, and the characters of
-    /// bidirectional class WS, B or S or category Zs (with Zl and Zp, that is U+0085, U+2028, U+2029).
-    static func isPythonSpace(_ s: Unicode.Scalar) -> Bool {
-        switch s.value {
-        case 0x09...0x0D, 0x1C...0x20, 0x85: return true
-        case 0..<0x80: return false
-        default:
-            switch s.properties.generalCategory {
-            case .spaceSeparator, .lineSeparator, .paragraphSeparator: return true
-            default: return false
-            }
-        }
-    }
-
-    /// The words of `BasicTokenizer(strip_accents=False, do_split_on_punc=False).tokenize(text)`.
-    static func basicWords<S: Sequence<Unicode.Scalar>>(_ text: S) -> [[Unicode.Scalar]] {
-        // _clean_text and _tokenize_chinese_chars.
-        var cleaned = String.UnicodeScalarView()
-        for s in text {
-            if s.value == 0 || s.value == 0xFFFD || isControl(s) { continue }
-            if isBasicWhitespace(s) {
-                cleaned.append(" ")
-            } else if isCJK(s) {
-                cleaned.append(" "); cleaned.append(s); cleaned.append(" ")
-            } else {
-                cleaned.append(s)
-            }
-        }
-        // unicodedata.normalize("NFC", text), then whitespace_tokenize.
-        let normalized = String(decoding: String(cleaned)._nfcCodeUnits, as: UTF8.self)
-        var words: [[Unicode.Scalar]] = []
-        var current: [Unicode.Scalar] = []
-        for s in normalized.unicodeScalars {
-            if isPythonSpace(s) {
-                if !current.isEmpty { words.append(current); current.removeAll(keepingCapacity: true) }
-            } else {
-                current.append(s)
-            }
-        }
-        if !current.isEmpty { words.append(current) }
-        // token.lower() per word (no accent stripping, no punctuation splitting).
-        return words.map(pythonLowercased)
-    }
-
-    /// Python's `str.lower()`: the full lower-case mapping of each character, except that Σ
-    /// (U+03A3) becomes final ς (U+03C2) when preceded by a cased letter and not followed by one
-    /// (case-ignorable characters skipped on both sides), else σ (U+03C3).
-    static func pythonLowercased(_ word: [Unicode.Scalar]) -> [Unicode.Scalar] {
+    /// NFC, whitespace runs → one space, lower case per character.
+    static func normalize<S: Sequence<Unicode.Scalar>>(_ text: S) -> [Unicode.Scalar] {
+        var view = String.UnicodeScalarView()
+        view.append(contentsOf: text)
+        let nfc = String(decoding: String(view)._nfcCodeUnits, as: UTF8.self)
         var out: [Unicode.Scalar] = []
-        out.reserveCapacity(word.count)
-        for (i, s) in word.enumerated() {
+        var inSpace = false
+        for s in nfc.unicodeScalars {
+            if isSpace(s) {
+                if !inSpace { out.append(" ") }
+                inSpace = true
+                continue
+            }
+            inSpace = false
             if s.value < 0x80 {
                 out.append(s.value >= 0x41 && s.value <= 0x5A ? Unicode.Scalar(s.value + 0x20)! : s)
-            } else if s.value == 0x03A3 {
-                out.append(isFinalSigma(word, at: i) ? "\u{03C2}" : "\u{03C3}")
             } else {
                 out.append(contentsOf: s.properties.lowercaseMapping.unicodeScalars)
             }
@@ -105,16 +51,7 @@ enum CLIPText {
         return out
     }
 
-    private static func isFinalSigma(_ word: [Unicode.Scalar], at i: Int) -> Bool {
-        var j = i - 1
-        while j >= 0 && word[j].properties.isCaseIgnorable { j -= 1 }
-        guard j >= 0 && word[j].properties.isCased else { return false }
-        j = i + 1
-        while j < word.count && word[j].properties.isCaseIgnorable { j += 1 }
-        return j == word.count || !word[j].properties.isCased
-    }
-
-    // MARK: Pre-tokenizer pattern
+    // MARK: Pre-tokenizer patterns
 
     private static let specialPieces: [[Unicode.Scalar]] = ["<|startoftext|>", "<|endoftext|>"].map { Array($0.unicodeScalars) }
     private static let contractions: [[Unicode.Scalar]] = ["s", "t", "re", "ve", "m", "ll", "d"].map { Array($0.unicodeScalars) }
@@ -133,60 +70,80 @@ enum CLIPText {
         }
     }
 
-    /// Characters no alternative of the pattern matches, so `findall` skips them: whitespace, and
-    /// U+0345 (combining ypogegrammeni), which under the `regex` module's IGNORECASE is neither a
-    /// letter for `[\p{L}]` nor a non-letter for `[^\s\p{L}\p{N}]` (it case-folds to ι). A search
-    /// over all code points found no other character whose matching IGNORECASE changes.
-    static func isSkipped(_ s: Unicode.Scalar) -> Bool {
-        s.value == 0x0345 || s.properties.isWhitespace || isPythonSpace(s)
-    }
-
-    /// Case-insensitive comparison of `word[start...]` with the lower-case ASCII `pattern`, as the
-    /// `regex` module's IGNORECASE does it (simple case folding: A–Z fold to a–z, and ſ U+017F to s).
-    private static func matches(_ word: [Unicode.Scalar], at start: Int, _ pattern: [Unicode.Scalar]) -> Bool {
-        guard start + pattern.count <= word.count else { return false }
-        for (k, p) in pattern.enumerated() {
-            var c = word[start + k].value
-            if c >= 0x41 && c <= 0x5A { c += 0x20 }
-            if c == 0x017F { c = 0x73 }
-            if c != p.value { return false }
-        }
+    private static func matches(_ word: ArraySlice<Unicode.Scalar>, at start: Int, _ pattern: [Unicode.Scalar]) -> Bool {
+        guard start + pattern.count <= word.endIndex else { return false }
+        for (k, p) in pattern.enumerated() where word[start + k] != p { return false }
         return true
     }
 
-    /// The pieces `re.findall(pattern, word)` returns, in order. Alternatives are tried in order at
-    /// each position (leftmost first), and each run is as long as it can be; whitespace is skipped.
-    static func pieces(_ word: [Unicode.Scalar]) -> [ArraySlice<Unicode.Scalar>] {
+    /// The contraction (`'s` … `'d`) at `i`, if any: its end.
+    private static func contraction(_ text: ArraySlice<Unicode.Scalar>, at i: Int) -> Int? {
+        guard text[i] == "'" else { return nil }
+        for c in contractions where matches(text, at: i + 1, c) { return i + 1 + c.count }
+        return nil
+    }
+
+    /// The run of non-space, non-letter, non-number characters starting at `i`: its end.
+    private static func symbolRun(_ text: ArraySlice<Unicode.Scalar>, from i: Int) -> Int {
+        var j = i + 1
+        while j < text.endIndex && !isSpace(text[j]) && !isLetter(text[j]) && !isNumber(text[j]) { j += 1 }
+        return j
+    }
+
+    /// Step 4: the matches of CLIP's pattern, in order (whitespace between them dropped).
+    static func pieces(_ text: ArraySlice<Unicode.Scalar>) -> [ArraySlice<Unicode.Scalar>] {
         var result: [ArraySlice<Unicode.Scalar>] = []
-        var i = 0
-        let n = word.count
+        var i = text.startIndex
+        let n = text.endIndex
         scan: while i < n {
-            let s = word[i]
-            for special in specialPieces where matches(word, at: i, special) {
-                result.append(word[i..<(i + special.count)])
+            let s = text[i]
+            for special in specialPieces where matches(text, at: i, special) {
+                result.append(text[i..<(i + special.count)])
                 i += special.count
                 continue scan
             }
-            if s == "'" {
-                for c in contractions where matches(word, at: i + 1, c) {
-                    result.append(word[i..<(i + 1 + c.count)])
-                    i += 1 + c.count
-                    continue scan
-                }
-            }
-            if isLetter(s) {
+            if let end = contraction(text, at: i) {
+                result.append(text[i..<end]); i = end
+            } else if isLetter(s) {
                 var j = i + 1
-                while j < n && isLetter(word[j]) { j += 1 }
-                result.append(word[i..<j]); i = j
+                while j < n && isLetter(text[j]) { j += 1 }
+                result.append(text[i..<j]); i = j
             } else if isNumber(s) {
-                result.append(word[i...i]); i += 1
-            } else if isSkipped(s) {
+                result.append(text[i...i]); i += 1
+            } else if isSpace(s) {
                 i += 1
             } else {
-                var j = i + 1
-                while j < n && !isSkipped(word[j]) && !isLetter(word[j]) && !isNumber(word[j]) { j += 1 }
-                result.append(word[i..<j]); i = j
+                let j = symbolRun(text, from: i)
+                result.append(text[i..<j]); i = j
             }
+        }
+        return result
+    }
+
+    /// Step 5: the GPT-2 pattern on one piece (which holds no whitespace).
+    static func byteLevelWords(_ piece: ArraySlice<Unicode.Scalar>) -> [ArraySlice<Unicode.Scalar>] {
+        var result: [ArraySlice<Unicode.Scalar>] = []
+        var i = piece.startIndex
+        let n = piece.endIndex
+        while i < n {
+            let s = piece[i]
+            var j: Int
+            if let end = contraction(piece, at: i) {
+                j = end
+            } else if isLetter(s) {
+                j = i + 1
+                while j < n && isLetter(piece[j]) { j += 1 }
+            } else if isNumber(s) {
+                j = i + 1
+                while j < n && isNumber(piece[j]) { j += 1 }
+            } else if isSpace(s) {
+                j = i + 1
+                while j < n && isSpace(piece[j]) { j += 1 }
+            } else {
+                j = symbolRun(piece, from: i)
+            }
+            result.append(piece[i..<j])
+            i = j
         }
         return result
     }

@@ -1,6 +1,8 @@
-// Golden tests for CLIPTokenizer against transformers' slow CLIPTokenizer (without ftfy).
+// Golden tests for CLIPTokenizer against transformers 5's CLIPTokenizer (tokenizers-backed).
 // Fixtures: Fixtures/clip-tokenizer (CLIP's vocabulary converted by scripts/convert_clip_vocab.py,
-// SD 1.x form) and Fixtures/clip-tokenizer-cases.json (scripts/make_tokenizer_fixtures.py).
+// SD 1.x form), Fixtures/tiny-tokenizer-json (the tiny test model's tokenizer as transformers 5's
+// save_pretrained writes it: tokenizer.json only) and Fixtures/clip-tokenizer-cases.json
+// (scripts/make_tokenizer_fixtures.py; versions recorded in it).
 import Foundation
 import XCTest
 @testable import LDMModels
@@ -8,9 +10,14 @@ import XCTest
 final class TokenizerTests: XCTestCase {
     private static let folder = Bundle.module.url(forResource: "Fixtures/clip-tokenizer", withExtension: nil)!
     private static let sd1: CLIPTokenizer = try! CLIPTokenizer.load(folder: folder)
+    // SD 2.x: pad "!" as a plain string, so not normalized; <|endoftext|> keeps the config's
+    // `normalized: true` (what transformers 5 makes of SD 2.x's tokenizer folder).
     private static let sd2: CLIPTokenizer = try! CLIPTokenizer(
         vocabURL: folder.appendingPathComponent("vocab.json"),
-        mergesURL: folder.appendingPathComponent("merges.txt"), padToken: "!")
+        mergesURL: folder.appendingPathComponent("merges.txt"), padToken: "!",
+        normalizedTokens: ["<|startoftext|>", "<|endoftext|>"])
+    private static let tinyJSON = try! CLIPTokenizer.load(folder: Bundle.module.url(forResource: "Fixtures/tiny-tokenizer-json", withExtension: nil)!)
+    private static let tinyVocab = try! CLIPTokenizer.load(folder: modelFixtures.appendingPathComponent("tiny-sd/tokenizer"))
 
     private struct Fixture: Decodable {
         struct Case: Decodable {
@@ -20,6 +27,7 @@ final class TokenizerTests: XCTestCase {
             let sd2: [Int32]
             let sd1_truncated: Bool
             let sd2_truncated: Bool
+            let tiny: [Int32]
         }
         let transformers: String
         let cases: [Case]
@@ -55,13 +63,16 @@ final class TokenizerTests: XCTestCase {
             let (ids1, truncated1) = Self.sd1.encode(c.text)
             let (ids2, truncated2) = Self.sd2.encode(c.text)
             let tokens = Self.sd1.tokenize(c.text)
-            if ids1 != c.sd1 || ids2 != c.sd2 || truncated1 != c.sd1_truncated || truncated2 != c.sd2_truncated {
+            let tiny1 = Self.tinyJSON.encode(c.text).ids, tiny2 = Self.tinyVocab.encode(c.text).ids
+            if ids1 != c.sd1 || ids2 != c.sd2 || truncated1 != c.sd1_truncated || truncated2 != c.sd2_truncated
+                || tiny1 != c.tiny || tiny2 != c.tiny {
                 failures += 1
                 XCTFail("""
                     \(c.text.debugDescription) (transformers \(fixture.transformers))
                       tokens ours   \(tokens.prefix(20))
                       tokens theirs \(c.tokens.prefix(20))
                       sd1 ours \(ids1.prefix(20)) theirs \(c.sd1.prefix(20)); sd2 equal: \(ids2 == c.sd2)
+                      tiny (tokenizer.json) equal: \(tiny1 == c.tiny), tiny (vocab.json) equal: \(tiny2 == c.tiny)
                     """)
             }
             if failures > 10 { break }
@@ -81,6 +92,7 @@ final class TokenizerTests: XCTestCase {
         let text = "a photograph of an astronaut riding a horse, 4k"
         XCTAssertEqual(Self.sd1.decode(Self.sd1.encode(text).ids), "a photograph of an astronaut riding a horse , 4 k")
         XCTAssertEqual(Self.sd1.decode(Self.sd1.encode("café 猫").ids), "café 猫")
+        XCTAssertEqual(Self.sd1.decode(Self.sd1.encode("一只猫").ids), "一只猫")
     }
 
     func testSmallVocabularyAndErrors() throws {
