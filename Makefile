@@ -1,12 +1,13 @@
 # LatentDiffusion — build, test and generate.
-#   make setup        install the C libraries (libpng-dev, libopenblas-dev, pkg-config) when missing
+#   make setup        install the C libraries (libpng, OpenBLAS, FreeType, HarfBuzz, pkg-config) and the
+#                     emoji dataset's font and names (fonts-noto-color-emoji, unicode-data) when missing
 #   make build        release build of `ldm`
 #   make test         the whole test suite (optimised build, @testable kept)
 #   make image        generate an image with the shipped model (PROMPT=..., OUT=...)
 #   make checkpoints  retrain the shipped model from scratch (hours; see Checkpoints/README.md)
 
 SWIFT     ?= swift
-PACKAGES  := libpng-dev libopenblas-dev pkg-config
+PACKAGES  := libpng-dev libopenblas-dev pkg-config libfreetype-dev libharfbuzz-dev fonts-noto-color-emoji unicode-data
 PROMPT    ?= a red circle above a blue square
 OUT       ?= image.png
 LDM       := .build/release/ldm

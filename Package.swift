@@ -14,7 +14,7 @@ let optimise: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"] + targetCPU, .when(
 let package = Package(
     name: "LatentDiffusion",
     products: [
-        .library(name: "LatentDiffusion", targets: ["LDMCore", "LDMIO", "LDMModels", "LDMDiffusion", "LDMTraining", "LDMBench"]),
+        .library(name: "LatentDiffusion", targets: ["LDMCore", "LDMIO", "LDMModels", "LDMDiffusion", "LDMTraining", "LDMBench", "LDMEmoji"]),
         .executable(name: "ldm", targets: ["ldm"]),
     ],
     dependencies: [
@@ -25,6 +25,8 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .target(name: "CPNGShim", dependencies: ["CPNG"]),
+        .systemLibrary(name: "CFreeType", pkgConfig: "freetype2", providers: [.apt(["libfreetype-dev"])]),
+        .systemLibrary(name: "CHarfBuzz", pkgConfig: "harfbuzz", providers: [.apt(["libharfbuzz-dev"])]),
 
         // Tensor core: storage, ops (forward + backward), threading, random sources.
         .target(name: "LDMCore", dependencies: ["COpenBLAS"], swiftSettings: optimise),
@@ -36,11 +38,13 @@ let package = Package(
         .target(name: "LDMDiffusion", dependencies: ["LDMCore", "LDMIO", "LDMModels"], swiftSettings: optimise),
         // Training: datasets, losses, optimisers, trainers, checkpoints.
         .target(name: "LDMTraining", dependencies: ["LDMCore", "LDMIO", "LDMModels", "LDMDiffusion"], swiftSettings: optimise),
+        // Emoji: the emoji dataset — emoji-test.txt names, colour glyphs via FreeType + HarfBuzz.
+        .target(name: "LDMEmoji", dependencies: ["LDMTraining", "CFreeType", "CHarfBuzz"], swiftSettings: optimise),
         // Bench / Eval: FLOP counting, timing, reports, Shapes analyser.
         .target(name: "LDMBench", dependencies: ["LDMCore", "LDMIO", "LDMModels", "LDMDiffusion", "LDMTraining"], swiftSettings: optimise),
         // The command line, thin.
         .executableTarget(name: "ldm", dependencies: [
-            "LDMCore", "LDMIO", "LDMModels", "LDMDiffusion", "LDMTraining", "LDMBench",
+            "LDMCore", "LDMIO", "LDMModels", "LDMDiffusion", "LDMTraining", "LDMBench", "LDMEmoji",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimise),
 
@@ -49,6 +53,7 @@ let package = Package(
         .testTarget(name: "LDMModelsTests", dependencies: ["LDMModels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LDMDiffusionTests", dependencies: ["LDMDiffusion"]),
         .testTarget(name: "LDMTrainingTests", dependencies: ["LDMTraining", "LDMBench"]),
+        .testTarget(name: "LDMEmojiTests", dependencies: ["LDMEmoji"]),
         .testTarget(name: "CLITests", dependencies: ["LDMIO", "LDMTraining", "ldm"]),
     ],
     // Numeric code passes raw pointers into concurrentPerform; Swift 5 mode keeps that readable.
