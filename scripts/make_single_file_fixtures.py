@@ -24,6 +24,12 @@ Models:
              without "text_model."; the folder written beside it is only the reference's config
   sd2/       SD2-style (OpenCLIP text encoder, linear projections, head dim 64 per level,
              v-prediction DDIM), BF16 file, with an A1111 .yaml beside it saying parameterization "v"
+  sd1-inpaint/ SD1 inpainting (9-channel U-Net, tiny-sd-inpaint's configs), F16 file; reference:
+             StableDiffusionInpaintPipeline.from_single_file(config=sd1-inpaint/folder), DDIM,
+             on Tests/Fixtures/pipelines/init.png and mask.png (inpaint-s42.png)
+
+`python scripts/make_single_file_fixtures.py NAME …` rebuilds only those models (the others and
+the manifest's entries for them stay).
 """
 
 import json
@@ -37,8 +43,8 @@ import torch
 import diffusers
 import safetensors
 import transformers
-from diffusers import (AutoencoderKL, DDIMScheduler, PNDMScheduler, StableDiffusionPipeline,
-                       UNet2DConditionModel)
+from diffusers import (AutoencoderKL, DDIMScheduler, PNDMScheduler, StableDiffusionInpaintPipeline,
+                       StableDiffusionPipeline, UNet2DConditionModel)
 from safetensors.torch import save_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -225,6 +231,13 @@ def build_sd1_plain():
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
 
 
+def build_sd1_inpaint():
+    pipe = StableDiffusionInpaintPipeline.from_pretrained(os.path.join(ROOT, "Tests", "Fixtures", "models", "tiny-sd-inpaint"),
+                                                          safety_checker=None, requires_safety_checker=False)
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    return pipe
+
+
 def build_sd2():
     gen = torch.Generator().manual_seed(2)
     unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64),
@@ -247,9 +260,14 @@ def build_sd2():
 
 def main():
     torch.set_num_threads(1)
-    if os.path.isdir(OUT):
+    only = sys.argv[1:]
+    old_manifest = {}
+    if only:
+        with open(os.path.join(OUT, "manifest.json")) as f:
+            old_manifest = json.load(f)
+    elif os.path.isdir(OUT):
         shutil.rmtree(OUT)
-    os.makedirs(OUT)
+    os.makedirs(OUT, exist_ok=True)
     manifest = {"versions": {"torch": torch.__version__, "diffusers": diffusers.__version__,
                              "transformers": transformers.__version__, "safetensors": safetensors.__version__,
                              "numpy": np.__version__, "command": "python scripts/make_single_file_fixtures.py"},
@@ -259,7 +277,13 @@ def main():
         ("sd1", build_sd1, "transformers", torch.float16, True),
         ("sd1-plain", build_sd1_plain, "transformers", torch.float16, False),
         ("sd2", build_sd2, "openclip", torch.bfloat16, True),
+        ("sd1-inpaint", build_sd1_inpaint, "transformers", torch.float16, True),
     ]:
+        if only and name not in only:
+            if name in old_manifest.get("models", {}):
+                manifest["models"][name] = old_manifest["models"][name]
+            continue
+        shutil.rmtree(os.path.join(OUT, name), ignore_errors=True)
         pipe = build()
         folder = os.path.join(OUT, name, "folder")
         # Round the weights to the file's type first, so folder and file hold the same numbers.
@@ -270,7 +294,8 @@ def main():
         pipe.save_pretrained(folder, safe_serialization=True)
         # transformers 5 writes tokenizer.json only; keep the vocab.json / merges.txt form SD folders ship.
         tokenizer_source = {"sd1": os.path.join(TINY, "tokenizer"), "sd1-plain": os.path.join(FAMILIES, "sd1", "tokenizer"),
-                            "sd2": os.path.join(ROOT, "Tests", "Fixtures", "models", "tiny-text-gelu", "tokenizer")}[name]
+                            "sd2": os.path.join(ROOT, "Tests", "Fixtures", "models", "tiny-text-gelu", "tokenizer"),
+                            "sd1-inpaint": os.path.join(ROOT, "Tests", "Fixtures", "models", "tiny-sd-inpaint", "tokenizer")}[name]
         shutil.rmtree(os.path.join(folder, "tokenizer"))
         shutil.copytree(tokenizer_source, os.path.join(folder, "tokenizer"))
         extra = None
@@ -299,13 +324,20 @@ def main():
             reference_path = os.path.join(OUT, name, "with-prefix.safetensors")
             fixed = {k.replace("cond_stage_model.transformer.", "cond_stage_model.transformer.text_model."): v for k, v in sd.items()}
             save_file(fixed, reference_path)
-        loaded = StableDiffusionPipeline.from_single_file(reference_path, config=folder, safety_checker=None,
-                                                          requires_safety_checker=False, local_files_only=True)
+        cls = StableDiffusionInpaintPipeline if name.endswith("inpaint") else StableDiffusionPipeline
+        loaded = cls.from_single_file(reference_path, config=folder, safety_checker=None,
+                                      requires_safety_checker=False, local_files_only=True)
         if reference_path != path:
             os.remove(reference_path)
         check_same(pipe, loaded, name)
         loaded.set_progress_bar_config(disable=True)
-        render(loaded, "txt2img-s42", os.path.join(OUT, name))
+        if name.endswith("inpaint"):
+            from PIL import Image
+            pipelines = os.path.join(ROOT, "Tests", "Fixtures", "pipelines")
+            init, mask = Image.open(os.path.join(pipelines, "init.png")), Image.open(os.path.join(pipelines, "mask.png"))
+            render(loaded, "inpaint-s42", os.path.join(OUT, name), image=init, mask_image=mask, width=init.width, height=init.height)
+        else:
+            render(loaded, "txt2img-s42", os.path.join(OUT, name))
         if name == "sd1-plain":
             # The folder is only the reference's config: the test loads the file without --config.
             shutil.rmtree(folder)

@@ -72,6 +72,7 @@ extension StableDiffusionPipeline {
                                                space: .vae(vae))
         pipeline.modelName = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         var prediction = options.predictionType
+        if prediction == nil, checkpoint.source.contains("v_pred") { prediction = "v_prediction" }   // ComfyUI's marker
         if prediction == nil, let yaml = a1111ConfigYAML(besides: path) {
             prediction = yaml.contains(where: { line in
                 let t = line.trimmingCharacters(in: .whitespaces)

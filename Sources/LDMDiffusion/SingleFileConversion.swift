@@ -76,3 +76,99 @@ extension SingleFileCheckpoint {
     }
 
 }
+
+/// `ldm convert DIR --to single-file`: a diffusers folder (SD 1.x / 2.x) written as one
+/// LDM-layout `.safetensors`, the reverse of `writeDiffusersFolder` through the same mapping table:
+/// every tensor in its stored element type, moved to its single-file name (VAE attention back to
+/// 1×1 convolutions, SD 2.x's q/k/v fused into `in_proj`, `text_projection` transposed back). What
+/// the folder does not hold is not invented, with two exceptions said in notices: an SD 2.x file's
+/// last OpenCLIP block, which diffusers drops on reading (SD 2.x conditions on the penultimate
+/// layer), is written as zeros so the block count stays what readers expect; and a v-prediction
+/// model gets the empty `v_pred` marker tensor (the convention ComfyUI reads, and `ldm` too).
+public enum SingleFileExport {
+    /// Writes `folder` as the single file `out` (which must not exist); returns the notices.
+    @discardableResult
+    public static func write(folder: URL, to out: URL) throws -> [String] {
+        let fm = FileManager.default
+        guard !fm.fileExists(atPath: out.path) else { throw PipelineError.invalid("\(out.path) already exists; choose a new file name") }
+        guard out.pathExtension.lowercased() == "safetensors" else { throw PipelineError.invalid("the single file must end in .safetensors (got \(out.lastPathComponent))") }
+        func weights(_ part: String) throws -> SafeTensorsFile {
+            for name in ["diffusion_pytorch_model.safetensors", "model.safetensors"] {
+                let url = folder.appendingPathComponent(part).appendingPathComponent(name)
+                if fm.fileExists(atPath: url.path) { return try SafeTensorsFile(path: url.path) }
+            }
+            throw PipelineError.invalid("\(folder.path)/\(part) has no weights in one .safetensors file")
+        }
+        let unetConfig = try loadConfig(UNetConfig.self, from: folder.appendingPathComponent("unet/config.json"))
+        let vaeConfig = try loadConfig(VAEConfig.self, from: folder.appendingPathComponent("vae/config.json"))
+        let textConfig = try loadConfig(CLIPTextConfig.self, from: folder.appendingPathComponent("text_encoder/config.json"))
+        guard unetConfig.additionEmbedType == nil else {
+            throw PipelineError.invalid("\(folder.path) is not an SD 1.x/2.x model (its U-Net has added embeddings); only those convert to a single file")
+        }
+        // SD 2.x: OpenCLIP's text encoder (GELU; 1024 wide in the real models), SD 1.x: CLIP's (quick GELU).
+        let sd2 = unetConfig.crossAttentionDim == 1024 || textConfig.hiddenAct == "gelu"
+        let layout: TextEncoderLayout = sd2 ? .openCLIP : .transformers
+        let textPrefix = sd2 ? SingleFileMapping.sd2TextPrefix : SingleFileMapping.sd1TextPrefix
+        var notices: [String] = []
+        var writer = SafeTensorsWriter(metadata: ["format": "pt"])
+        var fused: [String: [Int: StoredTensor]] = [:]
+
+        func add(_ source: SafeTensorsFile, prefix: String, rename: (String) -> String?, rule: (String) -> StoredLocation) throws {
+            for name in source.names {
+                guard let diffusersName = rename(name) else { continue }
+                let loc = rule(diffusersName)
+                let t = try source.stored(name)
+                let stored = prefix + loc.name
+                switch loc.transform {
+                case .none:
+                    try writer.add(stored, dtype: t.dtype, shape: t.shape, rawBytes: t.bytes)
+                case .reshape:
+                    try writer.add(stored, dtype: t.dtype, shape: t.shape.count == 2 ? t.shape + [1, 1] : t.shape, rawBytes: t.bytes)
+                case .transpose:
+                    guard t.shape.count == 2 else { throw PipelineError.invalid("\(name) has shape \(t.shape), expected a matrix") }
+                    try writer.add(stored, dtype: t.dtype, shape: [t.shape[1], t.shape[0]],
+                                   rawBytes: transposeBytes(t.bytes, rows: t.shape[0], columns: t.shape[1], size: t.dtype.byteSize))
+                case let .rows(part, parts):
+                    fused[stored, default: [:]][part] = t
+                    guard let all = fused[stored], all.count == parts else { continue }
+                    let pieces = (0..<parts).map { all[$0]! }
+                    guard pieces.allSatisfy({ $0.dtype == t.dtype && Array($0.shape.dropFirst()) == Array(t.shape.dropFirst()) }) else {
+                        throw PipelineError.invalid("the parts of \(stored) differ in type or shape")
+                    }
+                    try writer.add(stored, dtype: t.dtype, shape: [pieces.map { $0.shape[0] }.reduce(0, +)] + t.shape.dropFirst(),
+                                   rawBytes: pieces.flatMap(\.bytes))
+                    fused[stored] = nil
+                }
+            }
+        }
+        try add(try weights("unet"), prefix: SingleFileMapping.unetPrefix, rename: { $0 }, rule: { SingleFileMapping.unet($0, config: unetConfig) })
+        try add(try weights("vae"), prefix: SingleFileMapping.vaePrefix, rename: { $0 }, rule: { SingleFileMapping.vae($0, config: vaeConfig) })
+        let text = try weights("text_encoder")
+        try add(text, prefix: textPrefix, rename: { name in
+            if name.hasSuffix("position_ids") { return nil }
+            if name.hasPrefix("text_model.") || name.hasPrefix("text_projection") { return name }
+            return "text_model." + name
+        }, rule: { SingleFileMapping.textEncoder($0, layout: layout) })
+        if let (name, _) = fused.first { throw PipelineError.invalid("\(folder.path): \(name) is missing some of its q/k/v parts") }
+        if sd2 {
+            // The block diffusers dropped: zeros in the shapes of the last kept one.
+            let last = textConfig.numHiddenLayers - 1
+            let from = "\(textPrefix)transformer.resblocks.\(last).", to = "\(textPrefix)transformer.resblocks.\(last + 1)."
+            for name in writer.names where name.hasPrefix(from) {
+                let t = try writer.info(name)
+                try writer.add(to + name.dropFirst(from.count), dtype: t.dtype, shape: t.shape,
+                               rawBytes: [UInt8](repeating: 0, count: t.shape.reduce(1, *) * t.dtype.byteSize))
+            }
+            notices.append("SD 2.x: OpenCLIP's last text block (unused: SD 2.x reads the penultimate layer) written as zeros, as the folder does not hold it")
+        }
+        let schedulerURL = folder.appendingPathComponent("scheduler/scheduler_config.json")
+        if let data = try? Data(contentsOf: schedulerURL),
+           let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           object["prediction_type"] as? String == "v_prediction" {
+            try writer.add("v_pred", dtype: .f32, shape: [0], floats: [])
+            notices.append("v-prediction: marked by an empty v_pred tensor (read by ComfyUI and ldm; A1111 detects it by itself)")
+        }
+        try writer.write(to: out.path)
+        return notices
+    }
+}

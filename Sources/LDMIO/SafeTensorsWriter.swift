@@ -47,6 +47,14 @@ public struct SafeTensorsWriter: Sendable {
     /// Names of the tensors added so far, in the order they were added.
     public var names: [String] { entries.map(\.name) }
 
+    /// The element type and shape of an added tensor.
+    public func info(_ name: String) throws -> (dtype: SafeTensorsDType, shape: [Int]) {
+        guard let e = entries.first(where: { $0.name == name }) else {
+            throw SafeTensorsError.invalidTensor(tensor: name, reason: "no tensor of this name was added")
+        }
+        return (e.dtype, e.shape)
+    }
+
     /// Adds a floating-point tensor, converting `floats` (C order) to `dtype`, one of F32, F16,
     /// BF16 or F64. F16 and BF16 round to nearest, ties to even.
     public mutating func add(_ name: String, dtype: SafeTensorsDType = .f32, shape: [Int], floats: [Float]) throws {

@@ -262,6 +262,13 @@ public struct CLIPTokenizer: Sendable {
         return tokens
     }
 
+    /// The words BPE sees in `text` (normalized and split as in `tokenize`, before the byte
+    /// mapping), special and added tokens left out: what a vocabulary is learned from.
+    public static func words(_ text: String) -> [String] {
+        CLIPText.pieces(CLIPText.normalize(text.unicodeScalars)[...]).flatMap(CLIPText.byteLevelWords)
+            .map { String(String.UnicodeScalarView($0)) }
+    }
+
     /// The token ids of `text`, without BOS/EOS and untruncated.
     public func tokenIDs(_ text: String) -> [Int32] {
         var ids: [Int32] = []

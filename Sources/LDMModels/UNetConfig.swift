@@ -51,7 +51,7 @@ public struct UNetConfig: Codable, Equatable, Sendable {
     var onlyCrossAttention: Bool
     var dualCrossAttention: Bool
     var classEmbedType: String?
-    var additionEmbedType: String?
+    public var additionEmbedType: String?
     var resnetTimeScaleShift: String
     var timeEmbeddingType: String
     var convInKernel: Int

@@ -220,7 +220,7 @@ public final class DiffusionTrainer {
         let tokFolder = runFolder.appendingPathComponent("tokenizer")
         if !FileManager.default.fileExists(atPath: tokFolder.appendingPathComponent("vocab.json").path) {
             var counts: [String: Int] = [:]
-            for c in captions { for w in c.lowercased().split(separator: " ") { counts[String(w), default: 0] += 1 } }
+            for c in captions { for w in CLIPTokenizer.words(c) { counts[w, default: 0] += 1 } }
             try LearnedVocabulary(wordCounts: counts).save(to: tokFolder, maxLength: config.maxTokens)
         }
         tokenizer = try CLIPTokenizer.load(folder: tokFolder)

@@ -14,7 +14,7 @@ public struct LearnedVocabulary {
     /// Merges in rank order.
     public var merges: [(String, String)]
 
-    /// Learns merges from words with their frequencies (words are lower-case, split on spaces).
+    /// Learns merges from words with their frequencies (`CLIPTokenizer.words` of the captions).
     public init(wordCounts: [String: Int], maxMerges: Int = 10_000) {
         let byteChars = CLIPVocabulary.byteCharacters
         var words: [([String], Int)] = wordCounts.keys.sorted().map { w in

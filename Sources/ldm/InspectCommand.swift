@@ -1,16 +1,18 @@
-// `ldm inspect FILE.safetensors | MODEL_DIR`: tensors, configs and parameter counts.
+// `ldm inspect FILE | MODEL_DIR`: what a model file is (single-file checkpoint, LoRA, embedding),
+// else its tensors; a folder's configs and parameter counts.
 
 import ArgumentParser
 import Foundation
+import LDMDiffusion
 import LDMIO
 import LDMModels
 
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "List a safetensors file's tensors, or a model folder's components and parameter counts.")
+        abstract: "Tell what a model file is (single-file checkpoint, LoRA, embedding) or list its tensors; a model folder's components and parameter counts.")
 
-    @Argument(help: "A .safetensors file, a diffusers model folder, or an architecture name (sd15).")
+    @Argument(help: "A .safetensors/.ckpt/.pt file, a diffusers model folder, or an architecture name (sd15).")
     var path: String
 
     func run() throws {
@@ -24,8 +26,14 @@ struct InspectCommand: ParsableCommand {
         }
         if isDir.boolValue {
             print(try ModelSummary(folder: URL(fileURLWithPath: path)).description)
+        } else if let description = try ModelFileInspection.describe(path: path) {
+            print(description)
+        } else if let file = try? SafeTensorsFile(path: path) {
+            print(file.describe())
         } else {
-            print(try SafeTensorsFile(path: path).describe())
+            let source = try openTensorFile(path)
+            print("\(path): \(source.names.count) tensors")
+            for name in source.names { print("  \(name) \((try? source.dtype(of: name).rawValue) ?? "?") \((try? source.shape(of: name)) ?? [])") }
         }
     }
 }

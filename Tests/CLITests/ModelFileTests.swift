@@ -40,6 +40,41 @@ final class ModelFileTests: XCTestCase {
         XCTAssertTrue(info.stdout.contains("Model: model"), info.stdout)
     }
 
+    /// An SD 1.x inpainting single file (9-channel U-Net) through `ldm inpaint`, against diffusers'
+    /// StableDiffusionInpaintPipeline.from_single_file: inside the mask (6 pixels in from its edge,
+    /// past the feathered band; the mask is the rectangle x 18..<45, y 10..<41) within 2/255, and
+    /// where the mask is black the input image exactly (ldm pastes the original back, diffusers does not).
+    func testInpaintingSingleFileMatchesDiffusers() throws {
+        let dir = try temporaryFolder()
+        let pipelines = fixtures.appendingPathComponent("pipelines"), m = singleFile.appendingPathComponent("sd1-inpaint")
+        let out = dir.appendingPathComponent("inpaint.png")
+        let r = try ldm(["inpaint", "--model", m.appendingPathComponent("model.safetensors").path, "--config", m.appendingPathComponent("folder").path,
+                         "--image", pipelines.appendingPathComponent("init.png").path, "--mask", pipelines.appendingPathComponent("mask.png").path,
+                         "--prompt", prompt, "--negative-prompt", "green", "--steps", "5", "--guidance", "7.5", "--seed", "42", "--output", out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let ours = try PNGImage.read(path: out.path), initPNG = try PNGImage.read(path: pipelines.appendingPathComponent("init.png").path)
+        let reference = try PNGImage.read(path: m.appendingPathComponent("inpaint-s42.png").path)
+        XCTAssertLessThanOrEqual(maxDifference(ours, reference, include: { x, y in (24..<39).contains(x) && (16..<35).contains(y) }), 2)
+        let mask = try PNGImage.read(path: pipelines.appendingPathComponent("mask.png").path)
+        XCTAssertEqual(maxDifference(ours, initPNG, include: { x, y in mask.pixels[(y * mask.width + x) * mask.channels] < 128 }), 0)
+        XCTAssertTrue(try ldm(["inspect", m.appendingPathComponent("model.safetensors").path]).stdout.contains("inpainting (9 input channels)"))
+    }
+
+    /// `ldm inspect` tells a single file, a LoRA and an embedding apart, from their tensors.
+    func testInspectTellsWhatAFileIs() throws {
+        let cases: [(String, [String])] = [
+            (singleFile.appendingPathComponent("sd2/model.safetensors").path, ["SD 2.x single-file checkpoint", "OpenCLIP 2 layers × 32", "376 BF16"]),
+            (loras.appendingPathComponent("kohya.safetensors").path, ["kohya LoRA, 9 modules", "text encoder 2, U-Net 7", "1 LoCon", "rank 2/4, alpha 1/2/4/8"]),
+            (loras.appendingPathComponent("peft.safetensors").path, ["diffusers/peft LoRA, 3 modules", "rank 2, alpha 1/4"]),
+            (fixtures.appendingPathComponent("prompts/shapestyle.pt").path, ["textual-inversion embedding \"shapestyle\"", "2 vectors of width 32", "step 1000"]),
+        ]
+        for (path, expected) in cases {
+            let r = try ldm(["inspect", path])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            for e in expected { XCTAssertTrue(r.stdout.contains(e), "\(e): \(r.stdout)") }
+        }
+    }
+
     /// `ldm convert` gives diffusers' folder key for key and value for value, in the file's own element type.
     func testConvertMatchesDiffusersKeyByKey() throws {
         let dir = try temporaryFolder()
@@ -66,6 +101,49 @@ final class ModelFileTests: XCTestCase {
             try assertImage(png, matches: singleFile.appendingPathComponent("\(m)/txt2img-s42.png"), "converted \(m)")
         }
         let again = try ldm(["convert", singleFile.appendingPathComponent("sd1/model.safetensors").path, "--out", dir.appendingPathComponent("sd1").path])
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.stderr.contains("already exists"), again.stderr)
+    }
+
+    /// Single file → folder → single file: every tensor the model uses comes back bit for bit.
+    /// Not carried by a diffusers folder, so not written back: the schedule buffers, model_ema.*,
+    /// OpenCLIP's logit_scale and text_projection; SD 2.x's last OpenCLIP block (dropped on reading,
+    /// as diffusers does) comes back as zeros. The v-prediction SD 2.x file gets a v_pred marker.
+    /// Both copies draw the reference image.
+    func testConvertToSingleFileAndBack() throws {
+        let dir = try temporaryFolder()
+        for m in ["sd1", "sd2"] {
+            let original = singleFile.appendingPathComponent("\(m)/model.safetensors")
+            let folder = dir.appendingPathComponent(m), back = dir.appendingPathComponent("\(m)-back.safetensors")
+            XCTAssertEqual(try ldm(["convert", original.path, "--config", singleFile.appendingPathComponent("\(m)/folder").path,
+                                    "--out", folder.path]).status, 0)
+            let r = try ldm(["convert", folder.path, "--to", "single-file", "--out", back.path])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let a = try SafeTensorsFile(path: original.path), b = try SafeTensorsFile(path: back.path)
+            let lastBlock = "cond_stage_model.model.transformer.resblocks.2."
+            var compared = 0
+            for name in a.names {
+                let carried = !(name == "alphas_cumprod" || name.hasPrefix("model_ema.") || name.hasSuffix("logit_scale")
+                                || name.hasSuffix("text_projection") || name.hasSuffix("position_ids"))
+                XCTAssertEqual(b.names.contains(name), carried, "\(m): \(name)")
+                guard carried else { continue }
+                XCTAssertEqual(try b.info(name).dtype, try a.info(name).dtype, name)
+                XCTAssertEqual(try b.info(name).shape, try a.info(name).shape, name)
+                if m == "sd2" && name.hasPrefix(lastBlock) {
+                    XCTAssertTrue(try b.rawBytes(name).allSatisfy { $0 == 0 }, name)
+                } else {
+                    XCTAssertEqual(try b.rawBytes(name), try a.rawBytes(name), "\(m): \(name)")
+                    compared += 1
+                }
+            }
+            XCTAssertGreaterThan(compared, 300)
+            XCTAssertEqual(Set(b.names).subtracting(a.names), m == "sd2" ? ["v_pred"] : [])
+            let png = dir.appendingPathComponent("\(m)-back.png")
+            let g = try run(back.path, ["--config", singleFile.appendingPathComponent("\(m)/folder").path], output: png)
+            XCTAssertEqual(g.status, 0, g.stderr)
+            try assertImage(png, matches: singleFile.appendingPathComponent("\(m)/txt2img-s42.png"), "\(m) round trip")
+        }
+        let again = try ldm(["convert", dir.appendingPathComponent("sd1").path, "--to", "single-file", "--out", dir.appendingPathComponent("sd1-back.safetensors").path])
         XCTAssertNotEqual(again.status, 0)
         XCTAssertTrue(again.stderr.contains("already exists"), again.stderr)
     }
