@@ -22,12 +22,17 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(info.stdout.contains("size: 64x64"), info.stdout)
     }
 
-    func testOverlongPromptWarnsWhatWasCut() throws {
+    /// A1111's reading (the default) encodes a long prompt in 75-token chunks, nothing cut; the
+    /// literal reading (--plain-prompt, diffusers') cuts it and says what was kept.
+    func testOverlongPromptIsChunkedOrWarnsWhatWasCut() throws {
         let out = try temporaryFolder().appendingPathComponent("long.png")
         let long = Array(repeating: "red circle", count: 60).joined(separator: " ")
-        let r = try ldm(["txt2img", "--model", tiny, "--prompt", long, "--steps", "1", "--output", out.path])
+        let chunked = try ldm(["txt2img", "--model", tiny, "--prompt", long, "--steps", "1", "--output", out.path])
+        XCTAssertEqual(chunked.status, 0, chunked.stderr)
+        XCTAssertFalse(chunked.stderr.contains("cut to"), chunked.stderr)
+        let r = try ldm(["txt2img", "--model", tiny, "--prompt", long, "--steps", "1", "--plain-prompt", "--output", out.path])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stderr.contains("longer than 77 tokens") && r.stderr.contains("cut to"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("longer than 75 tokens") && r.stderr.contains("cut to"), r.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out.path))
     }
 
