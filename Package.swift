@@ -14,7 +14,7 @@ let optimise: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"] + targetCPU, .when(
 let package = Package(
     name: "LatentDiffusion",
     products: [
-        .library(name: "LatentDiffusion", targets: ["LDMCore", "LDMIO", "LDMModels", "LDMDiffusion", "LDMTraining", "LDMBench", "LDMEmoji"]),
+        .library(name: "LatentDiffusion", targets: ["LDMCore", "LDMIO", "LDMModels", "LDMDiffusion", "LDMTraining", "LDMBench", "LDMEmoji", "LDMService"]),
         .executable(name: "ldm", targets: ["ldm"]),
     ],
     dependencies: [
@@ -40,11 +40,14 @@ let package = Package(
         .target(name: "LDMTraining", dependencies: ["LDMCore", "LDMIO", "LDMModels", "LDMDiffusion"], swiftSettings: optimise),
         // Emoji: the emoji dataset — emoji-test.txt names, colour glyphs via FreeType + HarfBuzz.
         .target(name: "LDMEmoji", dependencies: ["LDMTraining", "CFreeType", "CHarfBuzz"], swiftSettings: optimise),
+        // Service: the long-lived generator under the CLI and the server (models kept loaded, LoRAs,
+        // embeddings, progress, stop, paste-back, parameters text).
+        .target(name: "LDMService", dependencies: ["LDMCore", "LDMIO", "LDMModels", "LDMDiffusion"], swiftSettings: optimise),
         // Bench / Eval: FLOP counting, timing, reports, Shapes analyser.
         .target(name: "LDMBench", dependencies: ["LDMCore", "LDMIO", "LDMModels", "LDMDiffusion", "LDMTraining"], swiftSettings: optimise),
         // The command line, thin.
         .executableTarget(name: "ldm", dependencies: [
-            "LDMCore", "LDMIO", "LDMModels", "LDMDiffusion", "LDMTraining", "LDMBench", "LDMEmoji",
+            "LDMCore", "LDMIO", "LDMModels", "LDMDiffusion", "LDMTraining", "LDMBench", "LDMEmoji", "LDMService",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimise),
 

@@ -151,8 +151,11 @@ public final class StableDiffusionPipeline {
     /// Textual-inversion embeddings, triggered by their names in prompts (see PromptEncoding).
     public var embeddings: [TextualInversion] = []
 
-    /// Runs the pipeline; returns decoded images [B, 3, H, W] in [0, 1]. `progress(i, n)` after each step.
-    public func generate(_ r: GenerationRequest, progress: (Int, Int) -> Void = { _, _ in }) throws -> Tensor {
+    /// Runs the pipeline; returns decoded images [B, 3, H, W] in [0, 1]. `progress(i, n)` after each
+    /// step; when `shouldStop()` is true after a step, the loop ends there and the latents so far are
+    /// decoded (A1111's interrupt: the job returns what it has).
+    public func generate(_ r: GenerationRequest, progress: (Int, Int) -> Void = { _, _ in },
+                         shouldStop: () -> Bool = { false }) throws -> Tensor {
         let f = vaeScaleFactor
         guard r.steps >= 1 else { throw PipelineError.invalid("steps must be at least 1 (got \(r.steps))") }
         guard r.batch >= 1 else { throw PipelineError.invalid("batch must be at least 1 (got \(r.batch))") }
@@ -266,6 +269,7 @@ public final class StableDiffusionPipeline {
                 latents = blend(known: proper, generated: latents, mask: maskLatent)
             }
             progress(i + 1, timesteps.count)
+            if i + 1 < timesteps.count && shouldStop() { break }
         }
 
         // 5. Decode: x = D(z / s) (x = z in pixel space), then [-1, 1] → [0, 1]; in tiles when asked.

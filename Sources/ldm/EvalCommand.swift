@@ -9,6 +9,7 @@ import LDMBench
 import LDMCore
 import LDMDiffusion
 import LDMIO
+import LDMService
 import LDMTraining
 
 struct EvalCommand: ParsableCommand {

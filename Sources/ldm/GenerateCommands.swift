@@ -7,6 +7,7 @@ import LDMCore
 import LDMDiffusion
 import LDMIO
 import LDMModels
+import LDMService
 
 struct Txt2Img: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "txt2img", abstract: "Generate images from a prompt.")
@@ -24,28 +25,10 @@ struct Txt2Img: ParsableCommand {
     }
 }
 
-/// An RGB image [1, 3, H, W] in [-1, 1] from a PNG (alpha dropped, as PIL's convert("RGB")).
+/// A PNG and its tensor [1, 3, H, W] in [-1, 1].
 func loadImageTensor(_ path: String) throws -> (Tensor, PNGImage) {
     let png = try PNGImage.read(path: path)
-    let h = png.height, w = png.width, plane = h * w, ch = png.channels
-    let t = Tensor(uninitialized: [1, 3, h, w])
-    for p in 0..<plane { for c in 0..<3 {
-        t.data[c * plane + p] = 2 * (Float(png.pixels[p * ch + c]) / 255) - 1
-    } }
-    return (t, png)
-}
-
-/// A mask [1, 1, H, W] of 0/1 from a PNG: grey (PIL's "L" conversion) ≥ 0.5 means regenerate.
-func loadMask(_ path: String) throws -> Tensor {
-    let png = try PNGImage.read(path: path)
-    let plane = png.width * png.height, ch = png.channels
-    let t = Tensor(uninitialized: [1, 1, png.height, png.width])
-    for p in 0..<plane {
-        let r = Int(png.pixels[p * ch]), g = Int(png.pixels[p * ch + 1]), b = Int(png.pixels[p * ch + 2])
-        let l = (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16
-        t.data[p] = Float(l) / 255 >= 0.5 ? 1 : 0
-    }
-    return t
+    return (imageTensor(png), png)
 }
 
 struct Img2Img: ParsableCommand {
@@ -64,10 +47,12 @@ struct Img2Img: ParsableCommand {
         guard tensor.shape[2] % 8 == 0, tensor.shape[3] % 8 == 0 else {
             throw ValidationError("the image is \(tensor.shape[3])×\(tensor.shape[2]); width and height must be multiples of 8")
         }
-        try runGeneration(model: model, args: generate, label: "img2img", prepare: { r in
-            r.initImage = tensor
-            r.strength = strength
-        }, extraSettings: [("Denoising strength", String(format: "%g", strength))])
+        let png = try PNGImage.read(path: image)
+        try runGeneration(model: model, args: generate, label: "img2img", prepare: { job in
+            job.initImage = png
+            job.strength = strength
+            job.extraSettings = [("Denoising strength", String(format: "%g", strength))]
+        })
     }
 }
 
@@ -93,7 +78,7 @@ struct Inpaint: ParsableCommand {
         var (tensor, png) = try loadImageTensor(image)
         var m: Tensor
         if let mask {
-            m = try loadMask(mask)
+            m = maskTensor(try PNGImage.read(path: mask))
             guard m.shape[2] == tensor.shape[2] && m.shape[3] == tensor.shape[3] else {
                 throw ValidationError("the mask is \(m.shape[3])×\(m.shape[2]) but the image is \(tensor.shape[3])×\(tensor.shape[2])")
             }
@@ -112,65 +97,17 @@ struct Inpaint: ParsableCommand {
             throw ValidationError("the image is \(tensor.shape[3])×\(tensor.shape[2]); width and height must be multiples of 8")
         }
         let original = png
-        let maskTensor = m
+        let mask = m
         var extra: [(String, String)] = [("Denoising strength", String(format: "%g", strength)), ("Mask blur", "\(feather)")]
         if let extend { extra.append(("Outpaint", extend)) }
-        try runGeneration(model: model, args: generate, label: "inpaint", prepare: { r in
-            r.initImage = tensor
-            r.mask = maskTensor
-            r.strength = strength
-        }, extraSettings: extra, finish: { images, i in
-            restoreUnmasked(generated: pngImage(images, index: i), original: original, mask: maskTensor, feather: feather)
+        try runGeneration(model: model, args: generate, label: "inpaint", prepare: { job in
+            job.initImage = original
+            job.mask = mask
+            job.strength = strength
+            job.feather = feather
+            job.extraSettings = extra
         })
     }
-}
-
-/// Grows the canvas: the new border repeats the nearest edge pixel (a neutral start for the model)
-/// and is marked for regeneration in the mask.
-func extendCanvas(_ x: Tensor, _ png: PNGImage, _ mask: Tensor, left: Int, top: Int, right: Int, bottom: Int) -> (Tensor, PNGImage, Tensor) {
-    let h = x.shape[2], w = x.shape[3], nh = h + top + bottom, nw = w + left + right
-    let y = Tensor(uninitialized: [1, 3, nh, nw]), m = Tensor(uninitialized: [1, 1, nh, nw])
-    var pixels = [UInt8](repeating: 0, count: nh * nw * 3)
-    for r in 0..<nh { for c in 0..<nw {
-        let sr = min(max(r - top, 0), h - 1), sc = min(max(c - left, 0), w - 1)
-        let inside = r >= top && r < top + h && c >= left && c < left + w
-        for ch in 0..<3 {
-            y.data[ch * nh * nw + r * nw + c] = x.data[ch * h * w + sr * w + sc]
-            pixels[(r * nw + c) * 3 + ch] = png.pixels[(sr * w + sc) * png.channels + ch]
-        }
-        m.data[r * nw + c] = inside ? mask.data[sr * w + sc] : 1
-    } }
-    return (y, PNGImage(width: nw, height: nh, channels: 3, pixels: pixels), m)
-}
-
-/// Outside the mask the output is the input, exactly; inside, the generated pixels fade in over
-/// `feather` pixels from the mask boundary (w = min(1, d / (feather + 1)), d the city-block distance
-/// to the nearest kept pixel).
-func restoreUnmasked(generated: PNGImage, original: PNGImage, mask: Tensor, feather: Int) -> PNGImage {
-    let w = generated.width, h = generated.height
-    let big = w + h + 1
-    var d = (0..<w * h).map { mask.data[$0] >= 0.5 ? big : 0 }
-    // Two-pass city-block distance transform.
-    for r in 0..<h { for c in 0..<w {
-        let i = r * w + c
-        if r > 0 { d[i] = min(d[i], d[i - w] + 1) }
-        if c > 0 { d[i] = min(d[i], d[i - 1] + 1) }
-    } }
-    for r in stride(from: h - 1, through: 0, by: -1) { for c in stride(from: w - 1, through: 0, by: -1) {
-        let i = r * w + c
-        if r < h - 1 { d[i] = min(d[i], d[i + w] + 1) }
-        if c < w - 1 { d[i] = min(d[i], d[i + 1] + 1) }
-    } }
-    var pixels = [UInt8](repeating: 0, count: w * h * 3)
-    for i in 0..<w * h {
-        for c in 0..<3 {
-            let o = original.pixels[i * original.channels + c], g = generated.pixels[i * 3 + c]
-            if d[i] == 0 { pixels[i * 3 + c] = o; continue }
-            let wgt = min(1, Float(d[i]) / Float(feather + 1))
-            pixels[i * 3 + c] = UInt8((Float(o) * (1 - wgt) + Float(g) * wgt).rounded())
-        }
-    }
-    return PNGImage(width: w, height: h, channels: 3, pixels: pixels)
 }
 
 struct TokenizeCommand: ParsableCommand {

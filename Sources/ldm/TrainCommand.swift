@@ -7,6 +7,7 @@ import LDMCore
 import LDMDiffusion
 import LDMIO
 import LDMModels
+import LDMService
 import LDMTraining
 
 struct TrainCommand: ParsableCommand {
