@@ -14,11 +14,12 @@ let optimise: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"] + targetCPU, .when(
 let package = Package(
     name: "LatentDiffusion",
     products: [
-        .library(name: "LatentDiffusion", targets: ["LDMCore", "LDMIO", "LDMModels", "LDMDiffusion", "LDMTraining", "LDMBench", "LDMEmoji", "LDMService"]),
+        .library(name: "LatentDiffusion", targets: ["LDMCore", "LDMIO", "LDMModels", "LDMDiffusion", "LDMTraining", "LDMBench", "LDMEmoji", "LDMService", "LDMServe"]),
         .executable(name: "ldm", targets: ["ldm"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // C system libraries, reached only through these thin targets.
@@ -43,11 +44,16 @@ let package = Package(
         // Service: the long-lived generator under the CLI and the server (models kept loaded, LoRAs,
         // embeddings, progress, stop, paste-back, parameters text).
         .target(name: "LDMService", dependencies: ["LDMCore", "LDMIO", "LDMModels", "LDMDiffusion"], swiftSettings: optimise),
+        // Serve: AUTOMATIC1111's HTTP API and a web page on Hummingbird, over LDMService.
+        .target(name: "LDMServe", dependencies: [
+            "LDMIO", "LDMModels", "LDMDiffusion", "LDMService",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ], swiftSettings: optimise),
         // Bench / Eval: FLOP counting, timing, reports, Shapes analyser.
         .target(name: "LDMBench", dependencies: ["LDMCore", "LDMIO", "LDMModels", "LDMDiffusion", "LDMTraining"], swiftSettings: optimise),
         // The command line, thin.
         .executableTarget(name: "ldm", dependencies: [
-            "LDMCore", "LDMIO", "LDMModels", "LDMDiffusion", "LDMTraining", "LDMBench", "LDMEmoji", "LDMService",
+            "LDMCore", "LDMIO", "LDMModels", "LDMDiffusion", "LDMTraining", "LDMBench", "LDMEmoji", "LDMService", "LDMServe",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimise),
 

@@ -91,3 +91,74 @@ public func pngImage(_ images: Tensor, index i: Int) -> PNGImage {
     } }
     return PNGImage(width: w, height: h, channels: 3, pixels: pixels)
 }
+
+/// A1111's `resize_mode` for an img2img input whose size differs from the requested one.
+public enum ResizeMode: Int, Sendable {
+    /// Stretch to the size.
+    case resize = 0
+    /// Scale to cover the size, then cut the centre.
+    case cropAndResize = 1
+    /// Scale to fit inside the size, then fill the rest with the nearest edge pixels.
+    case resizeAndFill = 2
+}
+
+/// `png` at `width`×`height` (bilinear, with an area average first when shrinking by 2× or more).
+public func resizedImage(_ png: PNGImage, width: Int, height: Int, mode: ResizeMode = .resize) -> PNGImage {
+    guard png.width != width || png.height != height else { return png }
+    let sw = Double(png.width), sh = Double(png.height)
+    // The source rectangle that maps onto the output, and the output rectangle the image covers.
+    var src = (x: 0.0, y: 0.0, w: sw, h: sh), dst = (x: 0, y: 0, w: width, h: height)
+    switch mode {
+    case .resize: break
+    case .cropAndResize:
+        let scale = max(Double(width) / sw, Double(height) / sh)
+        src.w = Double(width) / scale; src.h = Double(height) / scale
+        src.x = (sw - src.w) / 2; src.y = (sh - src.h) / 2
+    case .resizeAndFill:
+        let scale = min(Double(width) / sw, Double(height) / sh)
+        dst.w = max(1, Int((sw * scale).rounded())); dst.h = max(1, Int((sh * scale).rounded()))
+        dst.x = (width - dst.w) / 2; dst.y = (height - dst.h) / 2
+    }
+    let ch = png.channels
+    func sample(_ x: Double, _ y: Double, _ c: Int) -> Double {
+        // Average over the source footprint of one output pixel (≥ 1 source pixel), bilinear inside.
+        let fx = min(max(x, 0), sw - 1), fy = min(max(y, 0), sh - 1)
+        let x0 = Int(fx), y0 = Int(fy), x1 = min(x0 + 1, png.width - 1), y1 = min(y0 + 1, png.height - 1)
+        let ax = fx - Double(x0), ay = fy - Double(y0)
+        func p(_ x: Int, _ y: Int) -> Double { Double(png.pixels[(y * png.width + x) * ch + (ch >= 3 ? c : 0)]) }
+        return (p(x0, y0) * (1 - ax) + p(x1, y0) * ax) * (1 - ay) + (p(x0, y1) * (1 - ax) + p(x1, y1) * ax) * ay
+    }
+    let stepX = src.w / Double(dst.w), stepY = src.h / Double(dst.h)
+    let taps = (x: max(1, Int(stepX.rounded(.down))), y: max(1, Int(stepY.rounded(.down))))
+    var pixels = [UInt8](repeating: 0, count: width * height * 3)
+    for oy in 0..<height { for ox in 0..<width {
+        let ix = min(max(ox - dst.x, 0), dst.w - 1), iy = min(max(oy - dst.y, 0), dst.h - 1)
+        for c in 0..<3 {
+            var sum = 0.0
+            for ty in 0..<taps.y { for tx in 0..<taps.x {
+                let x = src.x + (Double(ix) + (Double(tx) + 0.5) / Double(taps.x)) * stepX - 0.5
+                let y = src.y + (Double(iy) + (Double(ty) + 0.5) / Double(taps.y)) * stepY - 0.5
+                sum += sample(x, y, c)
+            } }
+            pixels[(oy * width + ox) * 3 + c] = UInt8(min(255, max(0, (sum / Double(taps.x * taps.y)).rounded())))
+        }
+    } }
+    return PNGImage(width: width, height: height, channels: 3, pixels: pixels)
+}
+
+/// A1111's `inpainting_fill` 0 ("fill"): the masked pixels replaced by the mean colour of the
+/// kept ones, so the model starts from the surroundings' colour rather than the old content.
+public func filledMaskedArea(_ png: PNGImage, mask: Tensor) -> PNGImage {
+    var sum = [0.0, 0.0, 0.0], count = 0.0
+    let ch = png.channels, n = png.width * png.height
+    for i in 0..<n where mask.data[i] < 0.5 {
+        for c in 0..<3 { sum[c] += Double(png.pixels[i * ch + (ch >= 3 ? c : 0)]) }
+        count += 1
+    }
+    let mean = count > 0 ? sum.map { UInt8(($0 / count).rounded()) } : [127, 127, 127]
+    var pixels = [UInt8](repeating: 0, count: n * 3)
+    for i in 0..<n { for c in 0..<3 {
+        pixels[i * 3 + c] = mask.data[i] >= 0.5 ? mean[c] : png.pixels[i * ch + (ch >= 3 ? c : 0)]
+    } }
+    return PNGImage(width: png.width, height: png.height, channels: 3, pixels: pixels)
+}

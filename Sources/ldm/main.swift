@@ -10,7 +10,8 @@ struct LDM: ParsableCommand {
         commandName: "ldm",
         abstract: "Latent-diffusion text-to-image on the CPU: generate, edit, train, measure.",
         subcommands: [Txt2Img.self, Img2Img.self, Inpaint.self, TrainCommand.self, DatasetCommand.self, BenchCommand.self,
-                      TokenizeCommand.self, EvalCommand.self, ReportCommand.self, InspectCommand.self, ImageCommand.self, ConvertCommand.self])
+                      TokenizeCommand.self, EvalCommand.self, ReportCommand.self, InspectCommand.self, ImageCommand.self, ConvertCommand.self,
+                      ServeCommand.self])
 }
 
 /// Prints one error line and exits with status 1 (2 for usage mistakes).
