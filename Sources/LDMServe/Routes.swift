@@ -18,7 +18,7 @@ struct JobResult: @unchecked Sendable {
 
 func addRoutes(_ router: Router<BasicRequestContext>, state: ServerState) {
     let limits = state.settings.limits
-    func body(_ request: Request) async throws -> Data {
+    @Sendable func body(_ request: Request) async throws -> Data {
         do {
             let buffer = try await request.body.collect(upTo: limits.maxBodyBytes)
             return Data(buffer.readableBytesView)
