@@ -46,7 +46,7 @@ let package = Package(
         .target(name: "LDMService", dependencies: ["LDMCore", "LDMIO", "LDMModels", "LDMDiffusion"], swiftSettings: optimise),
         // Serve: AUTOMATIC1111's HTTP API and a web page on Hummingbird, over LDMService.
         .target(name: "LDMServe", dependencies: [
-            "LDMIO", "LDMModels", "LDMDiffusion", "LDMService",
+            "LDMCore", "LDMIO", "LDMModels", "LDMDiffusion", "LDMService",
             .product(name: "Hummingbird", package: "hummingbird"),
         ], swiftSettings: optimise),
         // Bench / Eval: FLOP counting, timing, reports, Shapes analyser.

@@ -153,9 +153,10 @@ public final class StableDiffusionPipeline {
 
     /// Runs the pipeline; returns decoded images [B, 3, H, W] in [0, 1]. `progress(i, n)` after each
     /// step; when `shouldStop()` is true after a step, the loop ends there and the latents so far are
-    /// decoded (A1111's interrupt: the job returns what it has).
+    /// decoded (A1111's interrupt: the job returns what it has). `onLatents(step, latents)` sees
+    /// the latents after each step (for previews; it must not keep them without copying).
     public func generate(_ r: GenerationRequest, progress: (Int, Int) -> Void = { _, _ in },
-                         shouldStop: () -> Bool = { false }) throws -> Tensor {
+                         shouldStop: () -> Bool = { false }, onLatents: (Int, Tensor) -> Void = { _, _ in }) throws -> Tensor {
         let f = vaeScaleFactor
         guard r.steps >= 1 else { throw PipelineError.invalid("steps must be at least 1 (got \(r.steps))") }
         guard r.batch >= 1 else { throw PipelineError.invalid("batch must be at least 1 (got \(r.batch))") }
@@ -268,6 +269,7 @@ public final class StableDiffusionPipeline {
                 }
                 latents = blend(known: proper, generated: latents, mask: maskLatent)
             }
+            onLatents(i + 1, latents)
             progress(i + 1, timesteps.count)
             if i + 1 < timesteps.count && shouldStop() { break }
         }

@@ -3,6 +3,7 @@
 // interrupt and skip — is what `/sdapi/v1/progress`, `/interrupt` and `/skip` read and set.
 
 import Foundation
+import LDMCore
 import LDMService
 
 /// Progress of the running job, and the queue.
@@ -19,6 +20,8 @@ struct JobStatus {
     var interrupted = false
     var skipped = false
     var text: String?
+    /// The running image's latest latents and the map that previews them.
+    var preview: (map: LatentPreview, latents: Tensor)?
 }
 
 final class JobRunner: @unchecked Sendable {
@@ -68,7 +71,12 @@ final class JobReporter: @unchecked Sendable {
     func begin(images: Int) { runner.update { $0.imagesTotal = images; $0.jobCount = images } }
     func beginImage(_ index: Int) { runner.update { $0.jobNumber = index; $0.step = 0; $0.skipped = false } }
     func step(_ step: Int, of steps: Int) { runner.update { $0.step = step; $0.steps = steps } }
-    func endImage() { runner.update { $0.imagesDone += 1 } }
+    func endImage() { runner.update { $0.imagesDone += 1; $0.preview = nil } }
+    /// Keeps a copy of the running image's latents for `/progress`'s preview.
+    func latents(_ latents: Tensor, map: LatentPreview) {
+        let copy = latents.copy()
+        runner.update { $0.preview = (map, copy) }
+    }
     /// Whether the current image should stop now (interrupt or skip).
     var shouldStop: Bool { let s = runner.status; return s.interrupted || s.skipped }
     /// Whether the whole job should stop (interrupt).

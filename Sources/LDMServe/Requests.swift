@@ -5,6 +5,7 @@
 // (ldm_defaults.json, the U-Net's sample size, its scheduler).
 
 import Foundation
+import LDMCore
 import LDMDiffusion
 import LDMIO
 import LDMService
@@ -171,6 +172,8 @@ struct ParsedRequest {
     var kind: String          // txt2img, img2img, inpaint
     var denoisingStrength: Double?
     var echo: [String: Any]   // the request's own fields, echoed as `parameters`
+    /// "Inpaint only masked": the region worked on at the request's size, the full input and mask.
+    var onlyMasked: (region: PixelRegion, original: PNGImage, mask: Tensor, feather: Int)?
 }
 
 func parseGenerationRequest(_ f: JSONFields, img2img: Bool, limits: ServeLimits) throws -> ParsedRequest {
@@ -221,6 +224,7 @@ func parseGenerationRequest(_ f: JSONFields, img2img: Bool, limits: ServeLimits)
     }
     var kind = "txt2img"
     var strength: Double?
+    var onlyMasked: (region: PixelRegion, original: PNGImage, mask: Tensor, feather: Int)?
     if img2img {
         guard let images = try f.strings("init_images"), let first = images.first else {
             throw APIError.unprocessable("init_images must hold one image")
@@ -231,7 +235,6 @@ func parseGenerationRequest(_ f: JSONFields, img2img: Bool, limits: ServeLimits)
             throw APIError(status: 413, detail: "\(w)×\(h) is more than this server's \(limits.maxPixels) pixels per image")
         }
         let mode = ResizeMode(rawValue: try f.int("resize_mode") ?? 0) ?? .resize
-        image = resizedImage(image, width: w, height: h, mode: mode)
         job.width = w; job.height = h
         let s = try f.double("denoising_strength") ?? 0.75
         guard s > 0 && s <= 1 else { throw APIError.unprocessable("denoising_strength must be in (0, 1] (got \(s))") }
@@ -240,24 +243,41 @@ func parseGenerationRequest(_ f: JSONFields, img2img: Bool, limits: ServeLimits)
         kind = "img2img"
         var settings = [("Denoising strength", String(format: "%g", s))]
         if let maskText = try f.string("mask"), !maskText.isEmpty {
-            var maskImage = try decodeImage(maskText, field: "mask", limits: limits)
-            maskImage = resizedImage(maskImage, width: w, height: h, mode: mode)
+            let maskPicture = try decodeImage(maskText, field: "mask", limits: limits)
+            guard maskPicture.width == image.width, maskPicture.height == image.height else {
+                throw APIError.unprocessable("the mask is \(maskPicture.width)×\(maskPicture.height) but the image is \(image.width)×\(image.height)")
+            }
             let invert = (try f.int("inpainting_mask_invert") ?? 0) != 0
-            let mask = maskTensor(maskImage, invert: invert)
+            var mask = maskTensor(maskPicture, invert: invert)
             let fill = try f.int("inpainting_fill") ?? 0
             guard (0...3).contains(fill) else { throw APIError.unprocessable("inpainting_fill must be 0, 1, 2 or 3") }
-            if fill == 0 { image = filledMaskedArea(image, mask: mask) }
             let blur = try f.int("mask_blur") ?? 4
             guard (0...64).contains(blur) else { throw APIError.unprocessable("mask_blur must be between 0 and 64") }
+            let padding = try f.int("inpaint_full_res_padding") ?? 0
+            guard (0...1024).contains(padding) else { throw APIError.unprocessable("inpaint_full_res_padding must be between 0 and 1024") }
+            // A1111's API default is "only masked": the masked region, padded, at the request's size.
+            if try f.bool("inpaint_full_res") ?? true, let region = inpaintRegion(mask: mask, padding: padding, width: w, height: h) {
+                onlyMasked = (region, image, mask, blur)
+                image = resizedImage(cropped(image, region), width: w, height: h)
+                mask = maskTensor(resizedImage(cropped(maskImage(mask), region), width: w, height: h))
+                settings.append(("Masked area padding", "\(padding)"))
+            } else {
+                image = resizedImage(image, width: w, height: h, mode: mode)
+                mask = maskTensor(resizedImage(maskImage(mask), width: w, height: h, mode: mode))
+            }
+            if fill == 0 { image = filledMaskedArea(image, mask: mask) }
             job.mask = mask
             job.feather = blur
             kind = "inpaint"
             settings += [("Mask blur", "\(blur)")]
+        } else {
+            image = resizedImage(image, width: w, height: h, mode: mode)
         }
         job.initImage = image
         job.extraSettings = settings
     }
     let echo = f.object.filter { !["init_images", "mask"].contains($0.key) }
     return ParsedRequest(job: job, model: model, seed: seed, count: batchSize * iterations, batchSize: batchSize,
-                         iterations: iterations, samplerLabel: samplerName, kind: kind, denoisingStrength: strength, echo: echo)
+                         iterations: iterations, samplerLabel: samplerName, kind: kind, denoisingStrength: strength, echo: echo,
+                         onlyMasked: onlyMasked)
 }

@@ -2,6 +2,7 @@
 
 import Foundation
 import Hummingbird
+import LDMCore
 import LDMDiffusion
 import LDMIO
 import LDMModels
@@ -47,7 +48,16 @@ func addRoutes(_ router: Router<BasicRequestContext>, state: ServerState) {
                     job.seed = UInt64(parsed.seed + Int64(k))
                     job.batch = 1
                     images += try generator.generate(job, model: entry.path, progress: { reporter.step($0, of: $1) },
-                                                     shouldStop: { reporter.shouldStop })
+                                                     shouldStop: { reporter.shouldStop },
+                                                     preview: { map, latents in reporter.latents(latents, map: map) })
+                    if let full = parsed.onlyMasked, var last = images.popLast() {
+                        // Back into the whole picture: the region's result pasted, unmasked pixels exact.
+                        var png = restoreUnmasked(generated: pasted(last.png, into: full.original, at: full.region),
+                                                  original: full.original, mask: full.mask, feather: full.feather)
+                        png.texts = last.png.texts
+                        last.png = png
+                        images.append(last)
+                    }
                     seeds.append(parsed.seed + Int64(k))
                     reporter.endImage()
                 }
@@ -116,7 +126,10 @@ func addRoutes(_ router: Router<BasicRequestContext>, state: ServerState) {
         }
         return jsonResponse(["loaded": loaded, "skipped": [String: Any]()])
     }
-    api.get("progress") { _, _ -> Response in jsonResponse(progress(state)) }
+    api.get("progress") { request, _ -> Response in
+        let skip = ["true", "1"].contains(request.uri.queryParameters.get("skip_current_image")?.lowercased() ?? "")
+        return jsonResponse(progress(state, withImage: !skip))
+    }
     api.get("cmd-flags") { _, _ -> Response in
         let s = state.settings
         return jsonResponse(["listen": s.listen, "port": s.port, "api": true, "api_auth": !s.users.isEmpty, "nowebui": false,
@@ -232,7 +245,7 @@ func options(_ state: ServerState) -> [String: Any] {
      "interrogate_clip_num_beams": 1, "face_restoration": false, "upscaler_for_img2img": NSNull()]
 }
 
-func progress(_ state: ServerState) -> [String: Any] {
+func progress(_ state: ServerState, withImage: Bool = true) -> [String: Any] {
     let s = state.runner.status
     var fraction = 0.0, eta: Any = NSNull()
     if s.running, s.imagesTotal > 0 {
@@ -247,7 +260,8 @@ func progress(_ state: ServerState) -> [String: Any] {
             "state": ["skipped": s.skipped, "interrupted": s.interrupted, "stopping_generation": s.interrupted,
                       "job": s.running ? "job" : "", "job_count": s.running ? s.jobCount : 0, "job_timestamp": timestamp(),
                       "job_no": s.jobNumber, "sampling_step": s.step, "sampling_steps": s.steps, "queued": s.queued] as [String: Any],
-            "current_image": NSNull(), "textinfo": s.running ? "step \(s.step)/\(s.steps)" : NSNull()]
+            "current_image": withImage ? (s.preview.flatMap { p in try? Data(p.map.image(p.latents).encode()).base64EncodedString() } ?? NSNull()) as Any : NSNull(),
+            "textinfo": s.running ? "step \(s.step)/\(s.steps)" : NSNull()]
 }
 
 func memory() -> [String: Any] {

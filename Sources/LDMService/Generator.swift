@@ -86,6 +86,8 @@ public final class LoadedModel {
     public let pipeline: StableDiffusionPipeline
     public let defaults: ModelDefaults
     public let loras: LoRAResolver
+    /// The latent → RGB map for step previews, fitted on first use.
+    public lazy var preview: LatentPreview = LatentPreview.fit(pipeline.space)
     init(path: URL, pipeline: StableDiffusionPipeline, networks: NetworkSettings, note: (String) -> Void) throws {
         self.path = path
         self.pipeline = pipeline
@@ -135,9 +137,11 @@ public final class Generator: @unchecked Sendable {
     public var loadedPaths: [URL] { models.map(\.path) }
 
     /// Runs `job` on the model at `path`. `progress(step, steps)` after each step; `shouldStop()`
-    /// after a step ends the run with what it has (A1111's interrupt).
+    /// after a step ends the run with what it has (A1111's interrupt). With `preview`, each step's
+    /// latents are passed on with the model's preview map (see LatentPreview).
     public func generate(_ job: GenerationJob, model path: URL, progress: (Int, Int) -> Void = { _, _ in },
-                         shouldStop: () -> Bool = { false }) throws -> [GeneratedImage] {
+                         shouldStop: () -> Bool = { false },
+                         preview: ((LatentPreview, Tensor) -> Void)? = nil) throws -> [GeneratedImage] {
         let m = try model(path)
         let pipeline = m.pipeline
         let (text, tags) = extractLoRATags(job.prompt)
@@ -173,7 +177,10 @@ public final class Generator: @unchecked Sendable {
             r.strength = job.strength
             r.mask = job.mask
         }
-        let images = try pipeline.generate(r, progress: progress, shouldStop: shouldStop)
+        let map = preview == nil ? nil : m.preview
+        let images = try pipeline.generate(r, progress: progress, shouldStop: shouldStop, onLatents: { _, latents in
+            if let preview, let map { preview(map, latents) }
+        })
 
         let size = "\(images.shape[3])x\(images.shape[2])"
         let samplerLabel = r.sampler?.displayName ?? pipeline.folderSamplerLabel

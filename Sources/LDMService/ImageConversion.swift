@@ -162,3 +162,63 @@ public func filledMaskedArea(_ png: PNGImage, mask: Tensor) -> PNGImage {
     } }
     return PNGImage(width: png.width, height: png.height, channels: 3, pixels: pixels)
 }
+
+/// A rectangle of pixels: x, y, width, height.
+public struct PixelRegion: Sendable, Equatable {
+    public var x: Int, y: Int, width: Int, height: Int
+    public init(x: Int, y: Int, width: Int, height: Int) { self.x = x; self.y = y; self.width = width; self.height = height }
+}
+
+/// A1111's "inpaint only masked" region: the mask's bounding box grown by `padding`, then grown
+/// along one side to the aspect ratio of `width`×`height` (centred, shifted to stay inside the
+/// image). Nil when the mask is empty.
+public func inpaintRegion(mask: Tensor, padding: Int, width: Int, height: Int) -> PixelRegion? {
+    let h = mask.shape[2], w = mask.shape[3]
+    var x0 = w, y0 = h, x1 = -1, y1 = -1
+    for y in 0..<h { for x in 0..<w where mask.data[y * w + x] >= 0.5 {
+        x0 = min(x0, x); y0 = min(y0, y); x1 = max(x1, x); y1 = max(y1, y)
+    } }
+    guard x1 >= 0 else { return nil }
+    x0 = max(0, x0 - padding); y0 = max(0, y0 - padding)
+    x1 = min(w, x1 + 1 + padding); y1 = min(h, y1 + 1 + padding)
+    var rw = x1 - x0, rh = y1 - y0
+    let target = Double(width) / Double(height)
+    if Double(rw) / Double(rh) < target {
+        rw = min(w, Int((Double(rh) * target).rounded()))
+    } else {
+        rh = min(h, Int((Double(rw) / target).rounded()))
+    }
+    var x = (x0 + x1) / 2 - rw / 2, y = (y0 + y1) / 2 - rh / 2
+    x = min(max(0, x), w - rw); y = min(max(0, y), h - rh)
+    return PixelRegion(x: x, y: y, width: rw, height: rh)
+}
+
+/// The pixels of `region`.
+public func cropped(_ png: PNGImage, _ r: PixelRegion) -> PNGImage {
+    var pixels = [UInt8](repeating: 0, count: r.width * r.height * 3)
+    for y in 0..<r.height { for x in 0..<r.width { for c in 0..<3 {
+        pixels[(y * r.width + x) * 3 + c] = png.pixels[((r.y + y) * png.width + r.x + x) * png.channels + (png.channels >= 3 ? c : 0)]
+    } } }
+    return PNGImage(width: r.width, height: r.height, channels: 3, pixels: pixels)
+}
+
+/// A mask as a black/white image (white = 1), for resizing with the image routines.
+public func maskImage(_ mask: Tensor) -> PNGImage {
+    let h = mask.shape[2], w = mask.shape[3]
+    var pixels = [UInt8](repeating: 0, count: w * h * 3)
+    for i in 0..<w * h { let v: UInt8 = mask.data[i] >= 0.5 ? 255 : 0; pixels[i * 3] = v; pixels[i * 3 + 1] = v; pixels[i * 3 + 2] = v }
+    return PNGImage(width: w, height: h, channels: 3, pixels: pixels)
+}
+
+/// `original` with `region` replaced by `patch` (resized to the region).
+public func pasted(_ patch: PNGImage, into original: PNGImage, at r: PixelRegion) -> PNGImage {
+    let fitted = resizedImage(patch, width: r.width, height: r.height)
+    var pixels = [UInt8](repeating: 0, count: original.width * original.height * 3)
+    for y in 0..<original.height { for x in 0..<original.width { for c in 0..<3 {
+        let inside = x >= r.x && x < r.x + r.width && y >= r.y && y < r.y + r.height
+        pixels[(y * original.width + x) * 3 + c] = inside
+            ? fitted.pixels[((y - r.y) * r.width + x - r.x) * 3 + c]
+            : original.pixels[(y * original.width + x) * original.channels + (original.channels >= 3 ? c : 0)]
+    } } }
+    return PNGImage(width: original.width, height: original.height, channels: 3, pixels: pixels)
+}

@@ -153,16 +153,22 @@ final class ServeTests: XCTestCase {
         let server = try ServerProcess()
         let initData = try Data(contentsOf: pipelines.appendingPathComponent("init.png"))
         let maskData = try Data(contentsOf: pipelines.appendingPathComponent("mask.png"))
-        let r = try http("POST", api(server, "img2img"), json: [
-            "prompt": prompt, "seed": 1, "steps": 4, "init_images": [initData.base64EncodedString()],
-            "mask": "data:image/png;base64," + maskData.base64EncodedString(), "denoising_strength": 1.0,
-            "inpainting_fill": 1, "mask_blur": 4])
-        XCTAssertEqual(r.status, 200, String(decoding: r.body, as: UTF8.self))
-        let image = try PNGImage.decode(data: [UInt8](try XCTUnwrap(Data(base64Encoded: (r.object["images"] as? [String])?.first ?? ""))))
         let initPNG = try PNGImage.read(path: pipelines.appendingPathComponent("init.png").path)
         let mask = try PNGImage.read(path: pipelines.appendingPathComponent("mask.png").path)
-        XCTAssertEqual(maxDifference(image, initPNG, include: { x, y in mask.pixels[(y * mask.width + x) * mask.channels] < 128 }), 0)
-        XCTAssertGreaterThan(maxDifference(image, initPNG), 10)   // and the masked part was redrawn
+        // Whole picture, and A1111's default "only masked" (the masked region, padded, worked on at 64×64).
+        for (fullRes, fill) in [(false, 1), (true, 1), (true, 0)] {
+            let r = try http("POST", api(server, "img2img"), json: [
+                "prompt": prompt, "seed": 1, "steps": 4, "init_images": [initData.base64EncodedString()],
+                "mask": "data:image/png;base64," + maskData.base64EncodedString(), "denoising_strength": 1.0,
+                "inpainting_fill": fill, "mask_blur": 4, "inpaint_full_res": fullRes, "inpaint_full_res_padding": 8,
+                "width": 64, "height": 64])
+            XCTAssertEqual(r.status, 200, String(decoding: r.body, as: UTF8.self))
+            let image = try PNGImage.decode(data: [UInt8](try XCTUnwrap(Data(base64Encoded: (r.object["images"] as? [String])?.first ?? ""))))
+            XCTAssertEqual([image.width, image.height], [initPNG.width, initPNG.height])
+            XCTAssertEqual(maxDifference(image, initPNG, include: { x, y in mask.pixels[(y * mask.width + x) * mask.channels] < 128 }), 0,
+                           "full res \(fullRes), fill \(fill)")
+            XCTAssertGreaterThan(maxDifference(image, initPNG), 10)   // and the masked part was redrawn
+        }
         // img2img without a mask changes the whole picture.
         let plain = try http("POST", api(server, "img2img"), json: ["prompt": prompt, "seed": 1, "steps": 4,
                                                                     "init_images": [initData.base64EncodedString()], "denoising_strength": 0.5])
@@ -229,6 +235,16 @@ final class ServeTests: XCTestCase {
             Thread.sleep(forTimeInterval: 0.05)
         }
         let state = try XCTUnwrap(seen["state"] as? [String: Any], "no progress seen")
+        // A step preview of the running image, at its size.
+        var preview: PNGImage?
+        for _ in 0..<100 where preview == nil {
+            if let b64 = try http("GET", api(server, "progress")).object["current_image"] as? String, let data = Data(base64Encoded: b64) {
+                preview = try PNGImage.decode(data: [UInt8](data))
+            }
+        }
+        XCTAssertEqual(preview.map { [$0.width, $0.height] }, [64, 64])
+        let skipping = try XCTUnwrap(URL(string: api(server, "progress").absoluteString + "?skip_current_image=true"))
+        XCTAssertTrue(try http("GET", skipping).object["current_image"] is NSNull)
         XCTAssertEqual(state["job_count"] as? Int, 16)
         XCTAssertEqual(state["sampling_steps"] as? Int, 60)
         XCTAssertEqual(try http("POST", api(server, "interrupt")).status, 200)
