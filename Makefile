@@ -5,6 +5,8 @@
 #   make test         the whole test suite (optimised build, @testable kept)
 #   make image        generate an image with the shipped model (PROMPT=..., OUT=...)
 #   make checkpoints  retrain the shipped model from scratch (hours; see Checkpoints/README.md)
+#   make test-web     drive `ldm serve`'s web page in headless Chromium (installs chromium,
+#                     chromium-driver and, in .build/web-venv, selenium; not part of `make test`)
 
 SWIFT     ?= swift
 PACKAGES  := libpng-dev libopenblas-dev pkg-config libfreetype-dev libharfbuzz-dev fonts-noto-color-emoji unicode-data
@@ -12,7 +14,7 @@ PROMPT    ?= a red circle above a blue square
 OUT       ?= image.png
 LDM       := .build/release/ldm
 
-.PHONY: setup build test image checkpoints clean
+.PHONY: setup build test image checkpoints clean test-web
 
 setup:
 	@missing=""; \
@@ -36,6 +38,17 @@ image: build
 
 checkpoints: build
 	scripts/train-default-model.sh
+
+WEB_VENV := .build/web-venv
+
+test-web: build
+	@missing=""; for p in chromium chromium-driver python3-venv; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != "0" ]; then echo "make test-web: missing packages:$$missing — sudo apt-get install$$missing" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@[ -x $(WEB_VENV)/bin/python ] || (python3 -m venv $(WEB_VENV) && $(WEB_VENV)/bin/pip install -q selenium)
+	$(WEB_VENV)/bin/python scripts/test_web.py $(LDM)
 
 clean:
 	rm -rf .build

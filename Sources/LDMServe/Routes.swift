@@ -140,6 +140,7 @@ func addRoutes(_ router: Router<BasicRequestContext>, state: ServerState) {
     api.get("memory") { _, _ -> Response in jsonResponse(memory()) }
 
     router.get("/") { _, _ -> Response in bytesResponse(Array(WebPage.html.utf8), type: "text/html; charset=utf-8") }
+    router.get("ldm/defaults") { _, _ -> Response in jsonResponse(state.current.map(modelDefaults) ?? [String: Any]()) }
     router.get("ldm/history") { request, _ -> Response in
         let limit = min(200, max(1, request.uri.queryParameters.get("limit").flatMap(Int.init) ?? 60))
         let before = request.uri.queryParameters.get("before").flatMap(Int.init)
@@ -276,4 +277,27 @@ func memory() -> [String: Any] {
     }
     return ["ram": ["free": available, "used": total - available, "total": total],
             "cuda": ["error": "this server runs on the CPU"]]
+}
+
+/// A model's own defaults for the page: its image size (a folder's U-Net sample size × the VAE's
+/// factor), and steps, guidance and sampler from ldm_defaults.json. Single files: the sampler's
+/// and the family's, as far as known without loading.
+func modelDefaults(_ entry: ModelEntry) -> [String: Any] {
+    var out: [String: Any] = [:]
+    func config(_ part: String) -> [String: Any]? {
+        guard let data = try? Data(contentsOf: entry.path.appendingPathComponent(part).appendingPathComponent("config.json")) else { return nil }
+        return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+    }
+    if let unet = config("unet"), let sample = unet["sample_size"] as? Int {
+        let levels = (config("vae")?["block_out_channels"] as? [Any])?.count
+        let size = sample * (levels.map { 1 << ($0 - 1) } ?? 1)
+        out["width"] = size; out["height"] = size
+    }
+    let d = ModelDefaults.load(entry.path)
+    if let steps = d.steps { out["steps"] = steps }
+    if let g = d.guidance { out["cfg_scale"] = Double(g) }
+    if let name = d.sampler.flatMap(SamplerName.init(rawValue:)) {
+        out["sampler_name"] = SamplerNames.all.first { $0.sampler == name }?.name ?? name.displayName
+    }
+    return out
 }

@@ -345,6 +345,17 @@ async function loadSamplers() {
   if (findSampler('Euler a')) $('sampler').value = 'Euler a';
 }
 
+// The selected model's own defaults (size, steps, guidance, sampler) from GET /ldm/defaults.
+async function loadDefaults() {
+  const d = await api('/ldm/defaults');
+  if (!d) return;
+  if (d.width) $('width').value = d.width;
+  if (d.height) $('height').value = d.height;
+  if (d.steps) $('steps').value = d.steps;
+  if (d.cfg_scale) $('cfg').value = d.cfg_scale;
+  if (d.sampler_name && findSampler(d.sampler_name)) $('sampler').value = d.sampler_name;
+}
+
 async function changeModel() {
   const select = $('model'), title = select.value;
   if (!title || title === state.model) return;
@@ -353,6 +364,7 @@ async function changeModel() {
   try {
     await api('/sdapi/v1/options', { sd_model_checkpoint: title });
     state.model = title;
+    await loadDefaults();
     setStatus(`Model: ${title}`);
   } catch (e) {
     select.value = state.model;
@@ -840,6 +852,7 @@ async function start() {
   onModeChange();
   setStatus('Loading…');
   const outcomes = await Promise.allSettled([loadModels(), loadSamplers(), loadGallery(true)]);
+  outcomes.push(...await Promise.allSettled([loadDefaults()]));
   const failed = outcomes.find((o) => o.status === 'rejected');
   setStatus('');
   if (failed) showError(failed.reason.message);
