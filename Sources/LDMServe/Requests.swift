@@ -174,7 +174,14 @@ struct ParsedRequest {
     var echo: [String: Any]   // the request's own fields, echoed as `parameters`
     /// "Inpaint only masked": the region worked on at the request's size, the full input and mask.
     var onlyMasked: (region: PixelRegion, original: PNGImage, mask: Tensor, feather: Int)?
+    /// Hires fix: the second pass, an img2img of the first image enlarged to this size.
+    var hires: (width: Int, height: Int, steps: Int?, strength: Double, upscaler: String)?
 }
+
+/// A1111's upscaler names for the hires fix. Every one enlarges the decoded image (bilinear, area
+/// averaged) and runs the second pass on it; the "Latent" ones do not work on the latents here.
+let hiresUpscalers = ["Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)", "Latent (nearest)",
+                      "Latent (nearest-exact)", "None", "Lanczos", "Nearest"]
 
 func parseGenerationRequest(_ f: JSONFields, img2img: Bool, limits: ServeLimits) throws -> ParsedRequest {
     let prompt = try f.string("prompt") ?? ""
@@ -214,7 +221,6 @@ func parseGenerationRequest(_ f: JSONFields, img2img: Bool, limits: ServeLimits)
     if let clipSkip = try f.int("clip_skip") { job.clipSkip = max(1, clipSkip) }
     var seed = Int64(try f.int("seed") ?? -1)
     if seed < 0 { seed = Int64(UInt32.random(in: 0...UInt32.max)) }
-    if try f.bool("enable_hr") == true { throw APIError.unprocessable("enable_hr (hires fix) is not supported yet") }
     if try f.bool("restore_faces") == true { throw APIError.unprocessable("restore_faces is not supported") }
     if let subseed = try f.double("subseed_strength"), subseed != 0 { throw APIError.unprocessable("subseed_strength is not supported") }
     var model: String?
@@ -276,8 +282,31 @@ func parseGenerationRequest(_ f: JSONFields, img2img: Bool, limits: ServeLimits)
         job.initImage = image
         job.extraSettings = settings
     }
+    var hires: (width: Int, height: Int, steps: Int?, strength: Double, upscaler: String)?
+    if !img2img, try f.bool("enable_hr") == true {
+        let upscaler = try f.string("hr_upscaler") ?? "Latent"
+        guard hiresUpscalers.contains(upscaler) else {
+            throw APIError.unprocessable("hr_upscaler \(upscaler) is not available (GET /sdapi/v1/upscalers and latent-upscale-modes)")
+        }
+        guard let w = width, let h = height else { throw APIError.unprocessable("enable_hr needs width and height") }
+        let scale = try f.double("hr_scale") ?? 2
+        guard scale >= 1 && scale <= 4 else { throw APIError.unprocessable("hr_scale must be between 1 and 4") }
+        var tw = try f.int("hr_resize_x") ?? 0, th = try f.int("hr_resize_y") ?? 0
+        if tw == 0 && th == 0 { tw = Int(Double(w) * scale); th = Int(Double(h) * scale) }
+        else if tw == 0 { tw = th * w / h } else if th == 0 { th = tw * h / w }
+        tw = tw / 8 * 8; th = th / 8 * 8
+        guard tw >= 8, th >= 8, tw <= limits.maxSide, th <= limits.maxSide, tw * th <= limits.maxPixels else {
+            throw APIError(status: 413, detail: "the hires size \(tw)×\(th) is more than this server's \(limits.maxPixels) pixels per image")
+        }
+        let steps = try f.int("hr_second_pass_steps") ?? 0
+        guard (0...limits.maxSteps).contains(steps) else { throw APIError.unprocessable("hr_second_pass_steps must be between 0 and \(limits.maxSteps)") }
+        let s = try f.double("denoising_strength") ?? 0.75
+        guard s > 0 && s <= 1 else { throw APIError.unprocessable("denoising_strength must be in (0, 1] (got \(s))") }
+        hires = (tw, th, steps == 0 ? nil : steps, s, upscaler)
+        strength = s
+    }
     let echo = f.object.filter { !["init_images", "mask"].contains($0.key) }
     return ParsedRequest(job: job, model: model, seed: seed, count: batchSize * iterations, batchSize: batchSize,
                          iterations: iterations, samplerLabel: samplerName, kind: kind, denoisingStrength: strength, echo: echo,
-                         onlyMasked: onlyMasked)
+                         onlyMasked: onlyMasked, hires: hires)
 }

@@ -50,6 +50,25 @@ func addRoutes(_ router: Router<BasicRequestContext>, state: ServerState) {
                     images += try generator.generate(job, model: entry.path, progress: { reporter.step($0, of: $1) },
                                                      shouldStop: { reporter.shouldStop },
                                                      preview: { map, latents in reporter.latents(latents, map: map) })
+                    if let hr = parsed.hires, !reporter.interrupted, let first = images.popLast() {
+                        // Hires fix: the first image enlarged, then redrawn at that size (same seed).
+                        var second = parsed.job
+                        second.seed = job.seed
+                        second.batch = 1
+                        second.width = hr.width
+                        second.height = hr.height
+                        second.steps = hr.steps ?? parsed.job.steps
+                        second.initImage = resizedImage(first.png, width: hr.width, height: hr.height)
+                        second.strength = hr.strength
+                        second.extraSettings = [("Denoising strength", String(format: "%g", hr.strength)),
+                                                ("Hires upscale", String(format: "%g", Double(hr.width) / Double(first.png.width))),
+                                                ("Hires upscaler", hr.upscaler)]
+                            + (hr.steps.map { [("Hires steps", "\($0)")] } ?? [])
+                        reporter.beginImage(k)
+                        images += try generator.generate(second, model: entry.path, progress: { reporter.step($0, of: $1) },
+                                                         shouldStop: { reporter.shouldStop },
+                                                         preview: { map, latents in reporter.latents(latents, map: map) })
+                    }
                     if let full = parsed.onlyMasked, var last = images.popLast() {
                         // Back into the whole picture: the region's result pasted, unmasked pixels exact.
                         var png = restoreUnmasked(generated: pasted(last.png, into: full.original, at: full.region),
@@ -101,9 +120,11 @@ func addRoutes(_ router: Router<BasicRequestContext>, state: ServerState) {
                       ["name": "karras", "label": "Karras", "aliases": NSNull(), "default_rho": 7.0, "need_inner_model": false]])
     }
     api.get("upscalers") { _, _ -> Response in
-        jsonResponse([["name": "None", "model_name": NSNull(), "model_path": NSNull(), "model_url": NSNull(), "scale": 4] as [String: Any]])
+        jsonResponse(["None", "Lanczos", "Nearest"].map { ["name": $0, "model_name": NSNull(), "model_path": NSNull(), "model_url": NSNull(), "scale": 4] as [String: Any] })
     }
-    api.get("latent-upscale-modes") { _, _ -> Response in jsonResponse([Any]()) }
+    api.get("latent-upscale-modes") { _, _ -> Response in
+        jsonResponse(hiresUpscalers.filter { $0.hasPrefix("Latent") }.map { ["name": $0] })
+    }
     api.get("sd-vae") { _, _ -> Response in jsonResponse([Any]()) }
     api.get("hypernetworks") { _, _ -> Response in jsonResponse([Any]()) }
     api.get("face-restorers") { _, _ -> Response in jsonResponse([Any]()) }

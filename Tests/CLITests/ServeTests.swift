@@ -137,13 +137,22 @@ final class ServeTests: XCTestCase {
         XCTAssertEqual(served.texts.text(forKeyword: "parameters"), reference.texts.text(forKeyword: "parameters"))
         XCTAssertEqual((info["infotexts"] as? [String])?.first, reference.texts.text(forKeyword: "parameters"))
 
+        // Hires fix: the first pass at 32×32, enlarged ×2 and redrawn at 64×64.
+        let hires = try http("POST", api(server, "txt2img"), json: [
+            "prompt": prompt, "seed": 9, "steps": 4, "width": 32, "height": 32, "enable_hr": true, "hr_scale": 2,
+            "hr_upscaler": "Latent", "denoising_strength": 0.6])
+        XCTAssertEqual(hires.status, 200, String(decoding: hires.body, as: UTF8.self))
+        let hiresImage = try PNGImage.decode(data: [UInt8](try XCTUnwrap(Data(base64Encoded: (hires.object["images"] as? [String])?.first ?? ""))))
+        XCTAssertEqual([hiresImage.width, hiresImage.height], [64, 64])
+        XCTAssertTrue(hiresImage.texts.text(forKeyword: "parameters")?.contains("Hires upscale: 2") ?? false)
+
         let pngInfo = try http("POST", api(server, "png-info"), json: ["image": "data:image/png;base64," + images[1]])
         XCTAssertEqual(pngInfo.status, 200)
         XCTAssertTrue((pngInfo.object["info"] as? String ?? "").contains("Seed: 43"))
         XCTAssertEqual((pngInfo.object["parameters"] as? [String: Any])?["Sampler"] as? String, "DDIM")
         // Both images are in the history, with their files.
         let history = try XCTUnwrap(try http("GET", server.url.appendingPathComponent("ldm/history")).object["items"] as? [[String: Any]])
-        XCTAssertEqual(history.count, 2)
+        XCTAssertEqual(history.count, 3)
         let file = try http("GET", server.url.appendingPathComponent(String((history[0]["image"] as? String ?? "").dropFirst())))
         XCTAssertEqual(file.status, 200)
         XCTAssertEqual(file.headers["content-type"], "image/png")
