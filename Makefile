@@ -9,7 +9,7 @@
 #                     chromium-driver and, in .build/web-venv, selenium; not part of `make test`)
 
 SWIFT     ?= swift
-PACKAGES  := libpng-dev libopenblas-dev pkg-config libfreetype-dev libharfbuzz-dev fonts-noto-color-emoji unicode-data
+PACKAGES  := libpng-dev libopenblas-dev pkg-config libfreetype-dev libharfbuzz-dev fonts-noto-color-emoji unicode-data libsqlite3-dev
 PROMPT    ?= a red circle above a blue square
 OUT       ?= image.png
 LDM       := .build/release/ldm

@@ -20,6 +20,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // C system libraries, reached only through these thin targets.
@@ -48,6 +49,7 @@ let package = Package(
         .target(name: "LDMServe", dependencies: [
             "LDMCore", "LDMIO", "LDMModels", "LDMDiffusion", "LDMService",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "GRDB", package: "GRDB.swift"),
         ], swiftSettings: optimise),
         // Bench / Eval: FLOP counting, timing, reports, Shapes analyser.
         .target(name: "LDMBench", dependencies: ["LDMCore", "LDMIO", "LDMModels", "LDMDiffusion", "LDMTraining"], swiftSettings: optimise),

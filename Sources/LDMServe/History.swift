@@ -1,60 +1,76 @@
-// The server's history of generated images: the PNGs under DATA/images/NNNNNN.png and one JSON
-// line per image in DATA/history.jsonl (appended, so a crash loses at most the line being
-// written; a damaged line is skipped when read). It survives restarts.
+// The server's history of generated images, surviving restarts: the PNGs under
+// DATA/images/NNNNNN.png and one row per image in DATA/history.sqlite (GRDB). A row and its file
+// are written in one transaction: the PNG is written (to a temporary name, then renamed) inside
+// it, so a failure leaves neither.
 
 import Foundation
+import GRDB
 import LDMService
 
-struct History {
+final class HistoryStore: @unchecked Sendable {
     let folder: URL
     var images: URL { folder.appendingPathComponent("images") }
-    var index: URL { folder.appendingPathComponent("history.jsonl") }
-    private static let lock = NSLock()
+    private let database: DatabaseQueue
+
+    init(folder: URL) throws {
+        self.folder = folder
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("images"), withIntermediateDirectories: true)
+        database = try DatabaseQueue(path: folder.appendingPathComponent("history.sqlite").path)
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.create(table: "image") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("created", .text).notNull()
+                t.column("kind", .text).notNull()
+                t.column("prompt", .text).notNull()
+                t.column("negative_prompt", .text).notNull()
+                t.column("seed", .integer).notNull()
+                t.column("width", .integer).notNull()
+                t.column("height", .integer).notNull()
+                t.column("steps", .integer).notNull()
+                t.column("cfg_scale", .double).notNull()
+                t.column("sampler_name", .text).notNull()
+                t.column("model", .text).notNull()
+                t.column("parameters", .text).notNull()
+                t.column("file", .text).notNull()
+            }
+        }
+        try migrator.migrate(database)
+    }
 
     /// Stores every image of a finished job.
     func add(_ result: JobResult, request: ParsedRequest) throws {
-        try History.lock.withLock {
-            try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
-            var next = (records().map { $0["id"] as? Int ?? 0 }.max() ?? 0) + 1
-            var lines = ""
+        try database.write { db in
             for (i, image) in result.images.enumerated() {
-                let name = String(format: "%06d.png", next)
-                try image.png.write(to: images.appendingPathComponent(name).path)
                 let info = parseInfotext(image.parameters)
-                let record: [String: Any] = [
-                    "id": next, "created": ISO8601DateFormatter().string(from: Date()), "kind": request.kind,
-                    "prompt": request.job.prompt, "negative_prompt": request.job.negativePrompt,
-                    "seed": i < result.seeds.count ? result.seeds[i] : request.seed, "width": image.png.width, "height": image.png.height,
-                    "steps": Int(info["Steps"] as? String ?? "") ?? 0, "cfg_scale": Double(info["CFG scale"] as? String ?? "") ?? 0,
-                    "sampler_name": info["Sampler"] as? String ?? "", "model": result.model.title, "parameters": image.parameters,
-                    "image": "/ldm/images/" + name,
-                ]
-                let data = try JSONSerialization.data(withJSONObject: record, options: [.withoutEscapingSlashes])
-                lines += String(decoding: data, as: UTF8.self) + "\n"
-                next += 1
+                try db.execute(sql: """
+                    INSERT INTO image (created, kind, prompt, negative_prompt, seed, width, height, steps, cfg_scale, sampler_name, model, parameters, file)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')
+                    """, arguments: [ISO8601DateFormatter().string(from: Date()), request.kind, request.job.prompt, request.job.negativePrompt,
+                                     i < result.seeds.count ? result.seeds[i] : request.seed, image.png.width, image.png.height,
+                                     Int(info["Steps"] as? String ?? "") ?? 0, Double(info["CFG scale"] as? String ?? "") ?? 0,
+                                     info["Sampler"] as? String ?? "", result.model.title, image.parameters])
+                let id = db.lastInsertedRowID
+                let name = String(format: "%06lld.png", id)
+                try image.png.write(to: images.appendingPathComponent(name).path)
+                try db.execute(sql: "UPDATE image SET file = ? WHERE id = ?", arguments: [name, id])
             }
-            guard !lines.isEmpty else { return }
-            if !FileManager.default.fileExists(atPath: index.path) { FileManager.default.createFile(atPath: index.path, contents: nil) }
-            let handle = try FileHandle(forWritingTo: index)
-            defer { try? handle.close() }
-            try handle.seekToEnd()
-            try handle.write(contentsOf: Data(lines.utf8))
         }
     }
 
-    /// Every readable record, oldest first.
-    func records() -> [[String: Any]] {
-        guard let text = try? String(contentsOf: index, encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap { line in
-            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+    /// Newest first: `limit` rows with ids below `before`.
+    func page(limit: Int, before: Int?) throws -> [String: Any] {
+        let rows = try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM image WHERE id < ? ORDER BY id DESC LIMIT ?",
+                             arguments: [before ?? Int.max, limit + 1])
         }
-    }
-
-    /// Newest first: `limit` records with ids below `before`.
-    func page(limit: Int, before: Int?) -> [String: Any] {
-        let all = History.lock.withLock { records() }.filter { before == nil || ($0["id"] as? Int ?? 0) < before! }.reversed()
-        let items = Array(all.prefix(limit))
-        let more = all.count > limit
-        return ["items": items, "next_before": more ? (items.last?["id"] as? Int ?? NSNull()) as Any : NSNull()]
+        let items: [[String: Any]] = rows.prefix(limit).map { row in
+            ["id": row["id"] as Int64, "created": row["created"] as String, "kind": row["kind"] as String,
+             "prompt": row["prompt"] as String, "negative_prompt": row["negative_prompt"] as String, "seed": row["seed"] as Int64,
+             "width": row["width"] as Int, "height": row["height"] as Int, "steps": row["steps"] as Int,
+             "cfg_scale": row["cfg_scale"] as Double, "sampler_name": row["sampler_name"] as String, "model": row["model"] as String,
+             "parameters": row["parameters"] as String, "image": "/ldm/images/" + (row["file"] as String)]
+        }
+        return ["items": items, "next_before": rows.count > limit ? (items.last?["id"] ?? NSNull()) : NSNull()]
     }
 }

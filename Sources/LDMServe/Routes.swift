@@ -82,7 +82,7 @@ func addRoutes(_ router: Router<BasicRequestContext>, state: ServerState) {
                 }
                 return JobResult(images: images, seeds: seeds, interrupted: reporter.interrupted, model: entry)
             }
-            try? History(folder: state.settings.dataFolder).add(result, request: parsed)
+            do { try state.history.add(result, request: parsed) } catch { state.log("history: \(error)") }
             return jsonResponse(try generationResponse(result, parsed))
         }
     }
@@ -165,14 +165,14 @@ func addRoutes(_ router: Router<BasicRequestContext>, state: ServerState) {
     router.get("ldm/history") { request, _ -> Response in
         let limit = min(200, max(1, request.uri.queryParameters.get("limit").flatMap(Int.init) ?? 60))
         let before = request.uri.queryParameters.get("before").flatMap(Int.init)
-        return jsonResponse(History(folder: state.settings.dataFolder).page(limit: limit, before: before))
+        return jsonResponse(try state.history.page(limit: limit, before: before))
     }
     router.get("ldm/images/:name") { _, context -> Response in
         let name = context.parameters.get("name") ?? ""
         guard name.range(of: #"^[0-9]{6}(-[0-9]+)?\.png$"#, options: .regularExpression) != nil else {
             throw APIError(status: 404, detail: "Not Found")
         }
-        guard let data = FileManager.default.contents(atPath: History(folder: state.settings.dataFolder).images.appendingPathComponent(name).path) else {
+        guard let data = FileManager.default.contents(atPath: state.history.images.appendingPathComponent(name).path) else {
             throw APIError(status: 404, detail: "Not Found")
         }
         return bytesResponse([UInt8](data), type: "image/png")

@@ -34,14 +34,18 @@ public struct ServeSettings: Sendable {
 final class ServerState: @unchecked Sendable {
     let settings: ServeSettings
     let runner: JobRunner
+    let history: HistoryStore
     private let lock = NSLock()
     private var currentTitle: String?
     private var lastPreview: [UInt8]?
     let log: (String) -> Void
 
-    init(settings: ServeSettings, log: @escaping (String) -> Void) {
+    init(settings: ServeSettings, log: @escaping (String) -> Void) throws {
         self.settings = settings
         self.log = log
+        do { history = try HistoryStore(folder: settings.dataFolder) } catch {
+            throw APIError(status: 500, detail: "cannot keep the history in \(settings.dataFolder.path): \(error)")
+        }
         runner = JobRunner(generator: Generator(loadOptions: settings.loadOptions, networks: settings.networks,
                                                 capacity: settings.capacity, note: { line in if settings.verbose { log(line) } }))
         currentTitle = settings.catalog.entries.first?.title
@@ -140,7 +144,7 @@ func constantTimeEqual(_ a: String, _ b: String) -> Bool {
 /// Runs the server until the process is stopped. `ready(url)` is called once it listens.
 public func runServer(_ settings: ServeSettings, log: @escaping @Sendable (String) -> Void,
                       ready: @escaping @Sendable (String) -> Void) async throws {
-    let state = ServerState(settings: settings, log: log)
+    let state = try ServerState(settings: settings, log: log)
     let router = Router()
     router.add(middleware: ErrorAndLogMiddleware(log: log))
     if !settings.corsOrigins.isEmpty {

@@ -16,11 +16,11 @@ final class ServerProcess {
     let stderrPipe = Pipe()
     let data: URL
 
-    init(_ extra: [String] = []) throws {
-        data = try temporaryFolder()
+    init(_ extra: [String] = [], data: URL? = nil) throws {
+        self.data = try data ?? temporaryFolder()
         process.executableURL = productsFolder.appendingPathComponent("ldm")
         process.arguments = ["serve", "--model", fixtures.appendingPathComponent("models/tiny-sd").path, "--port", "0",
-                             "--data-dir", data.path] + extra
+                             "--data-dir", self.data.path] + extra
         process.currentDirectoryURL = repositoryRoot
         let out = Pipe()
         process.standardOutput = out
@@ -182,6 +182,22 @@ final class ServeTests: XCTestCase {
         let plain = try http("POST", api(server, "img2img"), json: ["prompt": prompt, "seed": 1, "steps": 4,
                                                                     "init_images": [initData.base64EncodedString()], "denoising_strength": 0.5])
         XCTAssertEqual(plain.status, 200)
+    }
+
+    /// The history (SQLite + PNG files) is still there after a restart.
+    func testHistorySurvivesARestart() throws {
+        let data = try temporaryFolder()
+        do {
+            let server = try ServerProcess(data: data)
+            XCTAssertEqual(try http("POST", api(server, "txt2img"), json: ["prompt": prompt, "steps": 2, "seed": 5, "batch_size": 2]).status, 200)
+        }
+        let again = try ServerProcess(data: data)
+        let page = try http("GET", try XCTUnwrap(URL(string: again.url.absoluteString + "/ldm/history?limit=1")))
+        let items = try XCTUnwrap(page.object["items"] as? [[String: Any]])
+        XCTAssertEqual(items.count, 1)
+        XCTAssertEqual(items.first?["seed"] as? Int, 6)
+        XCTAssertEqual(page.object["next_before"] as? Int, items.first?["id"] as? Int)
+        XCTAssertEqual(try http("GET", again.url.appendingPathComponent(String((items.first?["image"] as? String ?? "").dropFirst()))).status, 200)
     }
 
     func testAuthentication() throws {
