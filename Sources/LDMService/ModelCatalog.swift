@@ -37,6 +37,8 @@ public struct ModelCatalog: Sendable {
     }
 
     private mutating func add(_ url: URL) {
+        let resolved = url.standardizedFileURL.resolvingSymlinksInPath()
+        guard !entries.contains(where: { $0.path.standardizedFileURL.resolvingSymlinksInPath() == resolved }) else { return }
         var title = url.standardizedFileURL.lastPathComponent
         if entries.contains(where: { $0.title == title }) { title += " (\(entries.count))" }
         let name = url.pathExtension.isEmpty ? title : url.deletingPathExtension().lastPathComponent

@@ -184,6 +184,25 @@ final class ServeTests: XCTestCase {
         XCTAssertEqual(plain.status, 200)
     }
 
+    /// --models lists a folder's models (once each); a request picks one by name, never by path.
+    func testModelsFolderAndSwitching() throws {
+        let server = try ServerProcess(["--models", fixtures.appendingPathComponent("models").path])
+        let titles = try XCTUnwrap(try http("GET", api(server, "sd-models")).json as? [[String: Any]]).compactMap { $0["title"] as? String }
+        XCTAssertEqual(titles.first, "tiny-sd")
+        XCTAssertTrue(titles.contains("tiny-sd-inpaint"), "\(titles)")
+        XCTAssertEqual(titles.filter { $0 == "tiny-sd" }.count, 1)
+        XCTAssertEqual(try http("POST", api(server, "options"), json: ["sd_model_checkpoint": "tiny-sd-inpaint"]).status, 200)
+        XCTAssertEqual(try http("GET", api(server, "options")).object["sd_model_checkpoint"] as? String, "tiny-sd-inpaint")
+        // The inpainting model cannot do txt2img: a clear 4xx; override_settings picks another for one request.
+        let refused = try http("POST", api(server, "txt2img"), json: ["prompt": prompt, "steps": 2])
+        XCTAssertEqual(refused.status, 422)
+        XCTAssertTrue((refused.object["detail"] as? String ?? "").contains("inpainting model"), String(decoding: refused.body, as: UTF8.self))
+        let r = try http("POST", api(server, "txt2img"), json: ["prompt": prompt, "steps": 2, "override_settings": ["sd_model_checkpoint": "tiny-sd"]])
+        XCTAssertEqual(r.status, 200)
+        let info = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((r.object["info"] as? String ?? "").utf8)) as? [String: Any])
+        XCTAssertEqual(info["sd_model_name"] as? String, "tiny-sd")
+    }
+
     /// The history (SQLite + PNG files) is still there after a restart.
     func testHistorySurvivesARestart() throws {
         let data = try temporaryFolder()
