@@ -5,6 +5,8 @@
 #   make test         the whole test suite (optimised build, @testable kept)
 #   make image        generate an image with the shipped model (PROMPT=..., OUT=...)
 #   make checkpoints  retrain the shipped model from scratch (hours; see Checkpoints/README.md)
+#   make fuzz         build the libFuzzer harnesses (AddressSanitizer) and run each FUZZ_SECONDS (30)
+#                     on its corpus (.build-fuzz/corpus/NAME, seeded from the test fixtures)
 #   make test-web     drive `ldm serve`'s web page in headless Chromium (installs chromium,
 #                     chromium-driver and, in .build/web-venv, selenium; not part of `make test`)
 
@@ -14,7 +16,7 @@ PROMPT    ?= a red circle above a blue square
 OUT       ?= image.png
 LDM       := .build/release/ldm
 
-.PHONY: setup build test image checkpoints clean test-web
+.PHONY: setup build test image checkpoints clean test-web fuzz
 
 setup:
 	@missing=""; \
@@ -49,6 +51,36 @@ test-web: build
 	fi
 	@[ -x $(WEB_VENV)/bin/python ] || (python3 -m venv $(WEB_VENV) && $(WEB_VENV)/bin/pip install -q selenium)
 	$(WEB_VENV)/bin/python scripts/test_web.py $(LDM)
+
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS ?= prompt tokenizer safetensors png ckpt config embedding lora request
+FUZZ_DIR     := .build-fuzz
+# Seeds per harness: files from the test fixtures (libFuzzer reads every file in these folders).
+SEEDS_prompt      := Tests/Fixtures/fuzz/prompt
+SEEDS_tokenizer   := Tests/Fixtures/fuzz/prompt
+SEEDS_safetensors := Tests/Fixtures/lora Tests/Fixtures/prompts
+SEEDS_png         := Tests/Fixtures/pipelines Tests/LDMIOTests/Fixtures/png
+SEEDS_ckpt        := Tests/LDMIOTests/Fixtures/ckpt
+SEEDS_config      := Tests/Fixtures/models/tiny-sd/unet Tests/Fixtures/models/tiny-sd/vae Tests/Fixtures/models/tiny-sd/text_encoder
+SEEDS_embedding   := Tests/Fixtures/prompts
+SEEDS_lora        := Tests/Fixtures/lora
+SEEDS_request     := Tests/Fixtures/fuzz/request
+
+# One harness: run it, keep its log, show the last stats lines; a crash fails the target.
+define fuzz-one
+mkdir -p $(FUZZ_DIR)/corpus/$(1) && echo "== fuzz $(1) ($(FUZZ_SECONDS) s)" && \
+FUZZ_TARGET=$(1) $(FUZZ_DIR)/debug/ldm-fuzz $(FUZZ_DIR)/corpus/$(1) $(wildcard $(SEEDS_$(1))) -max_total_time=$(FUZZ_SECONDS) \
+  -rss_limit_mb=4096 -timeout=20 -artifact_prefix=$(FUZZ_DIR)/crash-$(1)- -print_final_stats=1 > $(FUZZ_DIR)/$(1).log 2>&1; \
+status=$$?; grep -E "stat::number_of_executed_units|stat::peak_rss_mb|^#[0-9]+ +DONE|ERROR|SUMMARY|Test unit written" $(FUZZ_DIR)/$(1).log | tail -5; \
+[ $$status = 0 ]
+endef
+
+fuzz: setup
+	@mkdir -p $(FUZZ_DIR)
+	@printf '{"schemaVersion": "1.0", "linker": {"path": "%s"}}\n' "$$(dirname $$(readlink -f $$(command -v $(SWIFT))))/ld.lld" > $(FUZZ_DIR)/toolset.json
+	$(SWIFT) build -c debug --scratch-path $(FUZZ_DIR) --toolset $(FUZZ_DIR)/toolset.json --product ldm-fuzz \
+	  -Xswiftc -sanitize=fuzzer,address -Xlinker --export-dynamic-symbol=LLVMFuzzerRunDriver
+	@$(foreach t,$(FUZZ_TARGETS),$(call fuzz-one,$(t)) && ) true
 
 clean:
 	rm -rf .build

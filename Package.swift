@@ -59,6 +59,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimise),
 
+        // The fuzzing harnesses: a stub in ordinary builds; `make fuzz` builds the real thing.
+        .executableTarget(name: "ldm-fuzz", dependencies: ["LDMIO", "LDMModels", "LDMServe"], path: "Fuzz",
+                          swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+
         .testTarget(name: "LDMCoreTests", dependencies: ["LDMCore"]),
         .testTarget(name: "LDMIOTests", dependencies: ["LDMIO"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LDMModelsTests", dependencies: ["LDMModels"], resources: [.copy("Fixtures")]),

@@ -66,8 +66,14 @@ public struct CLIPTextConfig: Codable, Equatable, Sendable {
     public func validate() throws {
         func bad(_ key: String, _ value: Any) -> ModelError { .unsupported(component: "text_encoder", key: key, value: "\(value)") }
         if !["quick_gelu", "gelu", "gelu_new", "gelu_pytorch_tanh"].contains(hiddenAct) { throw bad("hidden_act", hiddenAct) }
+        // Sizes: positive, and bounded so a config cannot ask for unbounded memory.
+        for (key, value, limit) in [("hidden_size", hiddenSize, 16384), ("num_attention_heads", numAttentionHeads, 1024),
+                                    ("intermediate_size", intermediateSize, 65536), ("num_hidden_layers", numHiddenLayers, 256),
+                                    ("vocab_size", vocabSize, 1_000_000), ("max_position_embeddings", maxPositionEmbeddings, 16384)]
+        where value < 1 || value > limit {
+            throw bad(key, value)
+        }
         if hiddenSize % numAttentionHeads != 0 { throw bad("num_attention_heads", "\(numAttentionHeads) for width \(hiddenSize)") }
-        if numHiddenLayers < 1 { throw bad("num_hidden_layers", numHiddenLayers) }
     }
 }
 

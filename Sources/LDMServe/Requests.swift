@@ -310,3 +310,14 @@ func parseGenerationRequest(_ f: JSONFields, img2img: Bool, limits: ServeLimits)
                          iterations: iterations, samplerLabel: samplerName, kind: kind, denoisingStrength: strength, echo: echo,
                          onlyMasked: onlyMasked, hires: hires)
 }
+
+/// The request decoding of txt2img and img2img on raw bytes, for the fuzzing harness: every
+/// outcome is a decoded request or an APIError (small limits keep each run cheap).
+public func fuzzA1111Request(_ data: Data) {
+    var limits = ServeLimits()
+    limits.maxPixels = 64 * 64
+    limits.maxSide = 256
+    for img2img in [false, true] {
+        _ = try? parseGenerationRequest(try JSONFields(data), img2img: img2img, limits: limits)
+    }
+}
