@@ -24,6 +24,8 @@ Models:
              without "text_model."; the folder written beside it is only the reference's config
   sd2/       SD2-style (OpenCLIP text encoder, linear projections, head dim 64 per level,
              v-prediction DDIM), BF16 file, with an A1111 .yaml beside it saying parameterization "v"
+  sd2-inpaint/ SD2 inpainting (9-channel U-Net, OpenCLIP, ε-prediction like 512-inpainting-ema, no
+             .yaml), BF16 file; reference as sd1-inpaint
   sd1-inpaint/ SD1 inpainting (9-channel U-Net, tiny-sd-inpaint's configs), F16 file; reference:
              StableDiffusionInpaintPipeline.from_single_file(config=sd1-inpaint/folder), DDIM,
              on Tests/Fixtures/pipelines/init.png and mask.png (inpaint-s42.png)
@@ -238,9 +240,17 @@ def build_sd1_inpaint():
     return pipe
 
 
-def build_sd2():
-    gen = torch.Generator().manual_seed(2)
-    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64),
+def build_sd2_inpaint():
+    """SD2-style inpainting: a 9-channel U-Net, OpenCLIP text encoder, epsilon (as 512-inpainting-ema)."""
+    pipe = build_sd2(in_channels=9, prediction="epsilon", seed=4)
+    return StableDiffusionInpaintPipeline(vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer, unet=pipe.unet,
+                                          scheduler=pipe.scheduler, safety_checker=None, feature_extractor=None,
+                                          requires_safety_checker=False)
+
+
+def build_sd2(in_channels=4, prediction="v_prediction", seed=2):
+    gen = torch.Generator().manual_seed(seed)
+    unet = UNet2DConditionModel(sample_size=8, in_channels=in_channels, out_channels=4, block_out_channels=(32, 64),
                                 down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
                                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=1,
                                 cross_attention_dim=32, attention_head_dim=(2, 4), norm_num_groups=8,
@@ -253,7 +263,7 @@ def build_sd2():
         randomise(m, gen)
     tok = CLIPTokenizer.from_pretrained(os.path.join(ROOT, "Tests", "Fixtures", "models", "tiny-text-gelu", "tokenizer"))
     sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                          set_alpha_to_one=False, steps_offset=1, prediction_type="v_prediction")
+                          set_alpha_to_one=False, steps_offset=1, prediction_type=prediction)
     return StableDiffusionPipeline(vae=vae, text_encoder=te, tokenizer=tok, unet=unet, scheduler=sched,
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
 
@@ -278,6 +288,7 @@ def main():
         ("sd1-plain", build_sd1_plain, "transformers", torch.float16, False),
         ("sd2", build_sd2, "openclip", torch.bfloat16, True),
         ("sd1-inpaint", build_sd1_inpaint, "transformers", torch.float16, True),
+        ("sd2-inpaint", build_sd2_inpaint, "openclip", torch.bfloat16, True),
     ]:
         if only and name not in only:
             if name in old_manifest.get("models", {}):
@@ -295,7 +306,8 @@ def main():
         # transformers 5 writes tokenizer.json only; keep the vocab.json / merges.txt form SD folders ship.
         tokenizer_source = {"sd1": os.path.join(TINY, "tokenizer"), "sd1-plain": os.path.join(FAMILIES, "sd1", "tokenizer"),
                             "sd2": os.path.join(ROOT, "Tests", "Fixtures", "models", "tiny-text-gelu", "tokenizer"),
-                            "sd1-inpaint": os.path.join(ROOT, "Tests", "Fixtures", "models", "tiny-sd-inpaint", "tokenizer")}[name]
+                            "sd1-inpaint": os.path.join(ROOT, "Tests", "Fixtures", "models", "tiny-sd-inpaint", "tokenizer"),
+                            "sd2-inpaint": os.path.join(ROOT, "Tests", "Fixtures", "models", "tiny-text-gelu", "tokenizer")}[name]
         shutil.rmtree(os.path.join(folder, "tokenizer"))
         shutil.copytree(tokenizer_source, os.path.join(folder, "tokenizer"))
         extra = None
@@ -314,7 +326,7 @@ def main():
         sd = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in sd.items()}
         path = os.path.join(OUT, name, "model.safetensors")
         save_file(sd, path)
-        if layout == "openclip":
+        if layout == "openclip" and pipe.scheduler.config.prediction_type == "v_prediction":
             with open(os.path.join(OUT, name, "model.yaml"), "w") as f:
                 f.write("model:\n  target: ldm.models.diffusion.ddpm.LatentDiffusion\n  params:\n    parameterization: \"v\"\n")
         reference_path = path

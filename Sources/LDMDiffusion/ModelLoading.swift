@@ -73,6 +73,12 @@ extension StableDiffusionPipeline {
         pipeline.modelName = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         var prediction = options.predictionType
         if prediction == nil, checkpoint.source.contains("v_pred") { prediction = "v_prediction" }   // ComfyUI's marker
+        if prediction == nil, options.config == nil, a1111ConfigYAML(besides: path) == nil, checkpoint.family == .sd2,
+           checkpoint.unetConfig.inChannels == 9 {
+            // SD 2.x inpainting (512-inpainting-ema) predicts ε, unlike the family's 768 v-model.
+            prediction = "epsilon"
+            notice("\(URL(fileURLWithPath: path).lastPathComponent): SD 2.x inpainting, read as ε-prediction (--prediction to change)")
+        }
         if prediction == nil, let yaml = a1111ConfigYAML(besides: path) {
             prediction = yaml.contains(where: { line in
                 let t = line.trimmingCharacters(in: .whitespaces)

@@ -40,14 +40,15 @@ final class ModelFileTests: XCTestCase {
         XCTAssertTrue(info.stdout.contains("Model: model"), info.stdout)
     }
 
-    /// An SD 1.x inpainting single file (9-channel U-Net) through `ldm inpaint`, against diffusers'
-    /// StableDiffusionInpaintPipeline.from_single_file: inside the mask (6 pixels in from its edge,
+    /// SD 1.x and SD 2.x inpainting single files (9-channel U-Nets; SD 2.x in OpenCLIP layout, BF16,
+    /// ε-prediction) through `ldm inpaint`, against diffusers' StableDiffusionInpaintPipeline.from_single_file: inside the mask (6 pixels in from its edge,
     /// past the feathered band; the mask is the rectangle x 18..<45, y 10..<41) within 2/255, and
     /// where the mask is black the input image exactly (ldm pastes the original back, diffusers does not).
     func testInpaintingSingleFileMatchesDiffusers() throws {
         let dir = try temporaryFolder()
-        let pipelines = fixtures.appendingPathComponent("pipelines"), m = singleFile.appendingPathComponent("sd1-inpaint")
-        let out = dir.appendingPathComponent("inpaint.png")
+        for family in ["sd1-inpaint", "sd2-inpaint"] {
+        let pipelines = fixtures.appendingPathComponent("pipelines"), m = singleFile.appendingPathComponent(family)
+        let out = dir.appendingPathComponent("\(family).png")
         let r = try ldm(["inpaint", "--model", m.appendingPathComponent("model.safetensors").path, "--config", m.appendingPathComponent("folder").path,
                          "--image", pipelines.appendingPathComponent("init.png").path, "--mask", pipelines.appendingPathComponent("mask.png").path,
                          "--prompt", prompt, "--negative-prompt", "green", "--steps", "5", "--guidance", "7.5", "--seed", "42", "--output", out.path])
@@ -58,6 +59,7 @@ final class ModelFileTests: XCTestCase {
         let mask = try PNGImage.read(path: pipelines.appendingPathComponent("mask.png").path)
         XCTAssertEqual(maxDifference(ours, initPNG, include: { x, y in mask.pixels[(y * mask.width + x) * mask.channels] < 128 }), 0)
         XCTAssertTrue(try ldm(["inspect", m.appendingPathComponent("model.safetensors").path]).stdout.contains("inpainting (9 input channels)"))
+        }
     }
 
     /// `ldm inspect` tells a single file, a LoRA and an embedding apart, from their tensors.
