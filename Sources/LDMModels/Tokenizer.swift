@@ -225,14 +225,7 @@ public struct CLIPTokenizer: Sendable {
         guard (model["end_of_word_suffix"] as? String) == "</w>" else {
             throw TokenizerError.invalidFile(path: url.path, reason: "not a CLIP tokenizer (its BPE has no \"</w>\" end-of-word suffix)")
         }
-        var vocabulary: [String: Int] = [:]
-        vocabulary.reserveCapacity(vocab.count)
-        for (token, value) in vocab {
-            guard let n = value as? NSNumber, let id = Int(exactly: n.doubleValue) else {
-                throw TokenizerError.invalidFile(path: url.path, reason: "the id of \(token.debugDescription) is not an integer")
-            }
-            vocabulary[token] = id
-        }
+        let vocabulary = try vocabularyIDs(vocab, url: url)
         var merges: [(String, String)] = []
         merges.reserveCapacity(list.count)
         for item in list {
@@ -383,7 +376,11 @@ public struct CLIPTokenizer: Sendable {
     }
 
     static func readVocabulary(_ url: URL) throws -> [String: Int] {
-        let object = try readJSONObject(url)
+        try vocabularyIDs(try readJSONObject(url), url: url)
+    }
+
+    /// A token → id object (vocab.json, or tokenizer.json's model.vocab), every id an integer.
+    static func vocabularyIDs(_ object: [String: Any], url: URL) throws -> [String: Int] {
         var vocabulary: [String: Int] = [:]
         vocabulary.reserveCapacity(object.count)
         for (token, value) in object {
