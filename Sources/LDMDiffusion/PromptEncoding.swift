@@ -28,45 +28,100 @@ public enum PromptStyle: String, CaseIterable, Sendable {
     case plain
 }
 
+/// A prompt's conditioning: the per-token context, and for SDXL-style U-Nets the pooled embedding.
+public struct PromptConditioning {
+    /// [1, 77·chunks, D] (D: the encoders' widths side by side).
+    public var context: Tensor
+    /// SDXL: the last encoder's pooled, projected output of the first chunk [1, P].
+    public var pooled: Tensor?
+    /// The same shapes, all zeros (SDXL's `force_zeros_for_empty_prompt`).
+    public var zeros: PromptConditioning {
+        PromptConditioning(context: Tensor(zeros: context.shape), pooled: pooled.map { Tensor(zeros: $0.shape) })
+    }
+}
+
 extension StableDiffusionPipeline {
+    /// The (tokenizer, text encoder) pairs whose outputs make the context, in order.
+    public var textEncoders: [(tokenizer: CLIPTokenizer, encoder: CLIPTextModel)] {
+        [(tokenizer, textEncoder)] + (textEncoder2.map { [(tokenizer2 ?? tokenizer, $0)] } ?? [])
+    }
+
+    /// Whether the context is built the SDXL way: penultimate hidden states (no final layer norm) of
+    /// every encoder side by side, plus the last encoder's pooled output.
+    public var usesSDXLConditioning: Bool { unet.config.takesTextTime }
+
     /// Context vectors [1, 77·chunks, D] of one prompt.
     public func encodePrompt(_ text: String, style: PromptStyle, clipSkip: Int = 1) throws -> Tensor {
-        let layerCount = textEncoder.config.numHiddenLayers
-        guard (1...layerCount).contains(clipSkip) else {
-            throw PipelineError.invalid("clip skip must be between 1 and \(layerCount), the text encoder's layer count (got \(clipSkip))")
+        try encodeConditioning(text, style: style, clipSkip: clipSkip).context
+    }
+
+    /// The conditioning of one prompt: for SD 1.x/2.x the final-normed output of layer
+    /// L − (clipSkip − 1); for SDXL the output of layer L − clipSkip of each encoder (clip skip 1
+    /// is diffusers' default penultimate layer) and the pooled output of the last encoder.
+    public func encodeConditioning(_ text: String, style: PromptStyle, clipSkip: Int = 1) throws -> PromptConditioning {
+        let sdxl = usesSDXLConditioning
+        var contexts: [Tensor] = [], pooled: Tensor?
+        let pairs = textEncoders
+        for (index, (tok, encoder)) in pairs.enumerated() {
+            let layerCount = encoder.config.numHiddenLayers
+            let usable = sdxl ? layerCount - 1 : layerCount
+            guard (1...max(usable, 1)).contains(clipSkip) else {
+                throw PipelineError.invalid("clip skip must be between 1 and \(usable) for this text encoder (got \(clipSkip))")
+            }
+            let chunked = try chunkPrompt(text, style: style, tokenizer: tok, encoder: encoder, warnCut: index == 0)
+            let byName = Dictionary(embeddings.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+            var parts: [Tensor] = []
+            for (k, chunk) in chunked.chunks.enumerated() {
+                let wantPooled = sdxl && index == pairs.count - 1 && k == 0
+                let (z, p) = try encodeChunk(chunk, encoder: encoder, embeddings: byName,
+                                             hiddenLayer: sdxl ? layerCount - clipSkip : nil,
+                                             layers: layerCount - (clipSkip - 1), pooled: wantPooled)
+                parts.append(z)
+                if let p { pooled = p }
+            }
+            contexts.append(parts.count == 1 ? parts[0] : concat(parts, dim: 1))
         }
-        let width = textEncoder.config.hiddenSize
-        let triggers = try embeddings.map { e -> EmbeddingTrigger in
+        if contexts.count > 1 {
+            guard Set(contexts.map { $0.shape[1] }).count == 1 else {
+                throw PipelineError.invalid("the prompt splits into different chunk counts for the two tokenizers (\(contexts.map { $0.shape[1] / 77 }))")
+            }
+            return PromptConditioning(context: concat(contexts, dim: 2), pooled: pooled)
+        }
+        return PromptConditioning(context: contexts[0], pooled: pooled)
+    }
+
+    /// The prompt laid out in chunks for one tokenizer.
+    func chunkPrompt(_ text: String, style: PromptStyle, tokenizer: CLIPTokenizer, encoder: CLIPTextModel,
+                     warnCut: Bool) throws -> ChunkedPrompt {
+        let width = encoder.config.hiddenSize
+        let triggers = try embeddings.compactMap { e -> EmbeddingTrigger? in
+            guard (try? e.vectors(width: width)) != nil || textEncoder2 == nil else { return nil }
             _ = try e.vectors(width: width)
             return e.trigger(tokenizer: tokenizer)
         }
-        let chunked: ChunkedPrompt
         switch style {
         case .a1111:
-            chunked = PromptSyntax.chunk(prompt: text, tokenizer: tokenizer, embeddings: triggers)
+            return PromptSyntax.chunk(prompt: text, tokenizer: tokenizer, embeddings: triggers)
         case .plain:
             let all = PromptSyntax.chunk([PromptSegment(text: text)], tokenizer: tokenizer, embeddings: triggers,
                                          commaPaddingBacktrack: 0)
-            if all.chunks.count > 1 {
+            if all.chunks.count > 1 && warnCut {
                 let kept = all.chunks[0].tokens.compactMap { t -> Int32? in if case let .id(id) = t { return id } else { return nil } }
                     .filter { $0 != tokenizer.bosTokenID && $0 != tokenizer.eosTokenID && $0 != tokenizer.padTokenID }
                 warn("the prompt is longer than \(PromptSyntax.windowLength(tokenizer)) tokens; it was cut to: \"\(tokenizer.decode(kept))\"")
             }
-            chunked = ChunkedPrompt(chunks: [all.chunks[0]].map { var c = $0; c.weights = c.weights.map { _ in 1 }; return c },
-                                    tokenCount: min(all.tokenCount, PromptSyntax.windowLength(tokenizer)))
+            return ChunkedPrompt(chunks: [all.chunks[0]].map { var c = $0; c.weights = c.weights.map { _ in 1 }; return c },
+                                 tokenCount: min(all.tokenCount, PromptSyntax.windowLength(tokenizer)))
         }
-        let byName = Dictionary(embeddings.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        var parts: [Tensor] = []
-        for chunk in chunked.chunks {
-            parts.append(try encodeChunk(chunk, embeddings: byName, layers: layerCount - (clipSkip - 1)))
-        }
-        return parts.count == 1 ? parts[0] : concat(parts, dim: 1)
     }
 
-    /// One chunk [1, 77, D]: encoded, weighted, mean restored.
-    func encodeChunk(_ chunk: PromptChunk, embeddings: [String: TextualInversion], layers: Int) throws -> Tensor {
+    /// One chunk [1, 77, D]: encoded, weighted, mean restored; with `hiddenLayer`, the output of
+    /// that layer (no final norm) instead of the final-normed output of `layers` layers. With
+    /// `pooled`, also the encoder's pooled output of the chunk.
+    func encodeChunk(_ chunk: PromptChunk, encoder: CLIPTextModel, embeddings: [String: TextualInversion],
+                     hiddenLayer: Int?, layers: Int, pooled wantPooled: Bool) throws -> (Tensor, Tensor?) {
         var ids: [Int32] = [], vectors: [Int: [Float]] = [:]
-        let width = textEncoder.config.hiddenSize
+        let width = encoder.config.hiddenSize
         for (position, token) in chunk.tokens.enumerated() {
             switch token {
             case let .id(id): ids.append(id)
@@ -75,8 +130,16 @@ extension StableDiffusionPipeline {
                 if let e = embeddings[name] { vectors[position] = try e.vectors(width: width)[k] }
             }
         }
-        let z = try textEncoder([ids], inputVectors: [vectors], layers: layers).lastHiddenState
-        guard chunk.weights.contains(where: { $0 != 1 }) else { return z }
+        let z: Tensor, pooled: Tensor?
+        if let hiddenLayer {
+            let out = try encoder([ids], inputVectors: [vectors], keepHiddenStates: true)
+            z = out.hiddenStates[hiddenLayer]
+            pooled = wantPooled ? encoder.pooled(out, ids: [ids]) : nil
+        } else {
+            z = try encoder([ids], inputVectors: [vectors], layers: layers).lastHiddenState
+            pooled = nil
+        }
+        guard chunk.weights.contains(where: { $0 != 1 }) else { return (z, pooled) }
         // original_mean = z.mean(); z *= weights; z *= original_mean / z.mean()
         let n = z.count, l = z.shape[1], d = z.shape[2]
         var before = 0.0
@@ -89,7 +152,7 @@ extension StableDiffusionPipeline {
         for i in 0..<n { after += Double(z.data[i]) }
         let ratio = Float((before / Double(n)) / (after / Double(n)))
         for i in 0..<n { z.data[i] *= ratio }
-        return z
+        return (z, pooled)
     }
 
     /// The embeddings whose trigger word appears in `text` (read as `style`), by name.

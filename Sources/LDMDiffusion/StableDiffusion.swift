@@ -28,8 +28,9 @@ public enum RNGKind: String, CaseIterable, Sendable {
 public struct GenerationRequest: Sendable {
     /// The text to draw.
     public var prompt: String
-    /// What to steer away from ("" for plain unconditional guidance).
-    public var negativePrompt: String = ""
+    /// What to steer away from; nil when none was given — plain unconditional guidance from "",
+    /// except on SDXL models with `force_zeros_for_empty_prompt`, where it means zero embeddings.
+    public var negativePrompt: String?
     /// Denoising steps.
     public var steps: Int = 20
     /// Classifier-free guidance scale (≤ 1 turns guidance off).
@@ -63,6 +64,18 @@ public struct GenerationRequest: Sendable {
     public var promptStyle: PromptStyle = .a1111
     /// A1111's clip skip: 1 = the text encoder's last layer, 2 = the one before, …
     public var clipSkip = 1
+    /// SDXL micro-conditioning (height, width): the original size (default: the output size),
+    /// the crop's top-left corner (default (0, 0)) and the target size (default: the output size).
+    public var originalSize: (height: Int, width: Int)?
+    public var cropTopLeft: (top: Int, left: Int) = (0, 0)
+    public var targetSize: (height: Int, width: Int)?
+    /// SDXL refiner-style U-Nets (5 time ids): the aesthetic scores of the prompt and the negative.
+    public var aestheticScore: Float = 6
+    public var negativeAestheticScore: Float = 2.5
+    /// A second model that takes over after `refinerSwitch` of the schedule (diffusers'
+    /// `denoising_end` on this model and `denoising_start` on the refiner).
+    public var refiner: StableDiffusionPipeline?
+    public var refinerSwitch: Double = 0.8
 
     public init(prompt: String) { self.prompt = prompt }
 }
@@ -74,11 +87,18 @@ public enum PipelineError: Error, CustomStringConvertible, Equatable {
 }
 
 /// A loaded diffusers model folder: tokenizer, text encoder, U-Net, VAE (none in pixel space) and
-/// scheduler config.
+/// scheduler config. SDXL folders add a second tokenizer and text encoder; an SDXL refiner has only
+/// the second, which is then `tokenizer`/`textEncoder` here.
 public final class StableDiffusionPipeline {
     public let folder: URL
     public let tokenizer: CLIPTokenizer
     public let textEncoder: CLIPTextModel
+    /// SDXL's second tokenizer (pads with "!") and text encoder (with projection).
+    public private(set) var tokenizer2: CLIPTokenizer?
+    public private(set) var textEncoder2: CLIPTextModel?
+    /// SDXL: a missing negative prompt means zero negative embeddings (model_index.json's
+    /// `force_zeros_for_empty_prompt`, true unless it says otherwise).
+    public var forceZerosForEmptyPrompt = true
     public let unet: UNet2DConditionModel
     /// The VAE's latents, or the pixels when the folder has no `vae/`.
     public let space: LatentSpace
@@ -98,17 +118,31 @@ public final class StableDiffusionPipeline {
             var isDir: ObjCBool = false
             return fm.fileExists(atPath: folder.appendingPathComponent(part).path, isDirectory: &isDir) && isDir.boolValue
         }
-        for part in ["tokenizer", "text_encoder", "unet", "scheduler"] where !isFolder(part) {
+        for part in ["unet", "scheduler"] where !isFolder(part) {
+            throw PipelineError.invalid("\(folder.path) is not a diffusers model folder: it has no \(part)/ folder")
+        }
+        let first = isFolder("text_encoder") ? "" : "_2"
+        for part in ["tokenizer" + first, "text_encoder" + first] where !isFolder(part) {
             throw PipelineError.invalid("\(folder.path) is not a diffusers model folder: it has no \(part)/ folder")
         }
         let hasVAE = isFolder("vae")
         if !hasVAE && modelIndexListsVAE(folder) {
             throw PipelineError.invalid("\(folder.path) has no vae/ folder, but its model_index.json lists a vae")
         }
-        tokenizer = try CLIPTokenizer.load(folder: folder.appendingPathComponent("tokenizer"))
-        let t = folder.appendingPathComponent("text_encoder")
-        textEncoder = try CLIPTextModel(config: loadConfig(CLIPTextConfig.self, from: t.appendingPathComponent("config.json")))
-        try textEncoder.load(folder: t, component: "text_encoder")
+        func encoder(_ name: String) throws -> CLIPTextModel {
+            let t = folder.appendingPathComponent(name)
+            let model = try CLIPTextModel(config: loadConfig(CLIPTextConfig.self, from: t.appendingPathComponent("config.json")))
+            try model.load(folder: t, component: name)
+            return model
+        }
+        tokenizer = try CLIPTokenizer.load(folder: folder.appendingPathComponent("tokenizer" + first))
+        textEncoder = try encoder("text_encoder" + first)
+        if first.isEmpty && isFolder("text_encoder_2") {
+            guard isFolder("tokenizer_2") else { throw PipelineError.invalid("\(folder.path) has text_encoder_2/ but no tokenizer_2/") }
+            tokenizer2 = try CLIPTokenizer.load(folder: folder.appendingPathComponent("tokenizer_2"))
+            textEncoder2 = try encoder("text_encoder_2")
+        }
+        forceZerosForEmptyPrompt = modelIndexFlag(folder, "force_zeros_for_empty_prompt") ?? true
         let u = folder.appendingPathComponent("unet")
         unet = try UNet2DConditionModel(config: loadConfig(UNetConfig.self, from: u.appendingPathComponent("config.json")))
         try unet.load(folder: u, component: "unet")
@@ -118,9 +152,44 @@ public final class StableDiffusionPipeline {
             throw PipelineError.invalid("\(folder.path) has no vae/ folder, so it runs in pixel space, which needs a U-Net with 3 "
                 + "input and output channels (this one has in_channels \(c.inChannels), out_channels \(c.outChannels))")
         }
-        guard textEncoder.config.hiddenSize == unet.config.crossAttentionDim else {
-            throw PipelineError.invalid("text encoder width \(textEncoder.config.hiddenSize) does not match the U-Net's cross_attention_dim \(unet.config.crossAttentionDim)")
+        try checkConditioningWidths()
+    }
+
+    /// Throws unless the text encoders' widths fit the U-Net (the context width, and for SDXL the
+    /// pooled width plus the time ids).
+    func checkConditioningWidths() throws {
+        let widths = textEncoders.map { $0.encoder.config.hiddenSize }
+        let c = unet.config
+        guard widths.reduce(0, +) == c.crossAttentionDim else {
+            throw PipelineError.invalid("text encoder width \(widths.map(String.init).joined(separator: " + ")) does not match the U-Net's "
+                + "cross_attention_dim \(c.crossAttentionDim)")
         }
+        if c.takesTextTime {
+            let last = textEncoders.last!.encoder
+            guard last.textProjection != nil else {
+                throw PipelineError.invalid("this U-Net takes a pooled text embedding (SDXL), but the last text encoder has no text_projection")
+            }
+            let rest = (c.projectionClassEmbeddingsInputDim ?? 0) - last.config.projectionDim
+            guard let a = c.additionTimeEmbedDim, rest > 0, rest % a == 0, [5, 6].contains(rest / a) else {
+                throw PipelineError.invalid("the U-Net's projection_class_embeddings_input_dim \(c.projectionClassEmbeddingsInputDim ?? 0) "
+                    + "does not fit a pooled width of \(last.config.projectionDim) and 5 or 6 time ids of \(c.additionTimeEmbedDim ?? 0)")
+            }
+        }
+    }
+
+    /// SDXL: how many micro-conditioning ids the U-Net takes (6; 5 for refiner-style U-Nets, whose
+    /// last id is the aesthetic score); 0 for other models.
+    public var timeIdCount: Int {
+        let c = unet.config
+        guard c.takesTextTime, let a = c.additionTimeEmbedDim, let p = c.projectionClassEmbeddingsInputDim else { return 0 }
+        return (p - textEncoders.last!.encoder.config.projectionDim) / a
+    }
+
+    /// Sets the second text encoder of an SDXL model loaded from a single file.
+    public func setSecondTextEncoder(_ encoder: CLIPTextModel, tokenizer: CLIPTokenizer) throws {
+        textEncoder2 = encoder
+        tokenizer2 = tokenizer
+        try checkConditioningWidths()
     }
 
     /// A pipeline from models already in memory; `folder` only supplies `scheduler/scheduler_config.json`.
@@ -192,19 +261,20 @@ public final class StableDiffusionPipeline {
         var random: any RandomSource = r.rng == .torch ? TorchRandomSource(seed: r.seed) : SwiftRandomSource(seed: r.seed)
         var scheduler = try makeScheduler(r.sampler)
         try scheduler.setTimesteps(r.steps)
+        if let refiner = r.refiner {
+            guard r.refinerSwitch > 0 && r.refinerSwitch < 1 else {
+                throw PipelineError.invalid("the refiner switch must be between 0 and 1 (got \(r.refinerSwitch))")
+            }
+            guard refiner.space.channels == space.channels, refiner.unet.config.inChannels == space.channels else {
+                throw PipelineError.invalid("the refiner's latents (\(refiner.unet.config.inChannels) channels) do not fit this model's")
+            }
+        }
 
-        // 1. Prompt embeddings, unconditional first (diffusers' order): [u × B, c × B]. A prompt and
-        // negative prompt of different chunk counts cannot share a batch: then the U-Net runs on
-        // each half with its own context (A1111's default; it pads only with `pad_cond_uncond`).
-        let guided = r.guidance > 1
-        let cond = try encodePrompt(r.prompt, style: r.promptStyle, clipSkip: r.clipSkip)
-        let uncond = guided ? try encodePrompt(r.negativePrompt, style: r.promptStyle, clipSkip: r.clipSkip) : cond
+        // 1. Prompt conditioning, unconditional first (diffusers' order): [u × B, c × B].
         let b = r.batch
-        let together = !guided || uncond.shape[1] == cond.shape[1]
-        let context = together ? concat(Array(repeating: uncond, count: guided ? b : 0) + Array(repeating: cond, count: b), dim: 0) : cond
-        let contexts = together ? [] : [repeatBatch(uncond, b), repeatBatch(cond, b)]
+        let conditioning = try prepareConditioning(r, width: width, height: height)
 
-        // 2. Timesteps (strength skips the first ones).
+        // 2. Timesteps (strength skips the first ones; a refiner takes over the last ones).
         var timesteps = scheduler.timesteps
         if r.initImage != nil && r.strength < 1 {
             let initT = min(Int(Double(r.steps) * r.strength), r.steps)
@@ -214,6 +284,11 @@ public final class StableDiffusionPipeline {
             }
             timesteps = Array(timesteps[(tStart * scheduler.order)...])
             scheduler.setBeginIndex(tStart * scheduler.order)
+        }
+        if r.refiner != nil {
+            // diffusers' denoising_end: keep the timesteps at or above T − switch · T.
+            let cutoff = Float((Double(scheduler.numTrainTimesteps) * (1 - r.refinerSwitch)).rounded())
+            timesteps = timesteps.filter { $0 >= cutoff }
         }
 
         // 3. Latents, and what inpainting needs, in diffusers' draw order.
@@ -239,20 +314,148 @@ public final class StableDiffusionPipeline {
         } else {
             latents = scale(Tensor(shape: shape, random.normal(count: shape.reduce(1, *))), scheduler.initNoiseSigma)
         }
-        let maskIn = maskLatent.map { guided ? concat([$0, $0], dim: 0) : $0 }
-        let maskedIn = maskedImageLatents.map { guided ? concat([$0, $0], dim: 0) : $0 }
+        let inpaint = maskLatent.map { mask in
+            InpaintInputs(mask: mask, maskedImage: maskedImageLatents!, imageLatents: imageLatents, noise: noise)
+        }
 
-        // 4. The denoising loop.
+        // 4. The denoising loop (and the refiner's, from the latents reached).
+        let total = timesteps.count + (try r.refiner.map { try $0.refinerTimesteps(r).count } ?? 0)
+        var stopped = false
+        latents = denoise(latents, timesteps: timesteps, scheduler: &scheduler, conditioning: conditioning, request: r,
+                          inpaint: inpaint, random: &random, stepOffset: 0, total: total, progress: progress,
+                          shouldStop: shouldStop, stopped: &stopped, onLatents: onLatents)
+        if let refiner = r.refiner, !stopped {
+            latents = try refiner.refine(latents, request: r, random: &random, stepOffset: timesteps.count, total: total,
+                                         progress: progress, shouldStop: shouldStop, onLatents: onLatents)
+            return refiner.decodeImages(latents, r)
+        }
+        return decodeImages(latents, r)
+    }
+
+    /// 5. Decode: x = D(z / s) (x = z in pixel space), then [-1, 1] → [0, 1]; in tiles when asked.
+    func decodeImages(_ latents: Tensor, _ r: GenerationRequest) -> Tensor {
+        let decoded = space.decode(latents, tiling: r.tileVAE ? r.vaeTiling : nil)
+        return map(decoded) { min(max($0 * 0.5 + 0.5, 0), 1) }
+    }
+
+    /// The refiner's share of a run: its schedule of `r.steps` from `r.refinerSwitch` on
+    /// (diffusers' `denoising_start`; for second-order samplers one more step when the count is odd).
+    func refinerTimesteps(_ r: GenerationRequest) throws -> [Float] {
+        var scheduler = try makeScheduler(r.sampler)
+        try scheduler.setTimesteps(r.steps)
+        return refinerSchedule(&scheduler, r)
+    }
+
+    func refinerSchedule(_ scheduler: inout any Scheduler, _ r: GenerationRequest) -> [Float] {
+        let cutoff = Float((Double(scheduler.numTrainTimesteps) * (1 - r.refinerSwitch)).rounded())
+        var n = scheduler.timesteps.filter { $0 < cutoff }.count
+        if scheduler.order == 2 && n % 2 == 1 { n += 1 }
+        let start = scheduler.timesteps.count - n
+        scheduler.setBeginIndex(start)
+        return Array(scheduler.timesteps[start...])
+    }
+
+    /// The refiner's pass: continues from `latents` (no noise added) with its own conditioning.
+    func refine(_ latents: Tensor, request r: GenerationRequest, random: inout any RandomSource, stepOffset: Int, total: Int,
+                progress: (Int, Int) -> Void, shouldStop: () -> Bool, onLatents: (Int, Tensor) -> Void) throws -> Tensor {
+        var scheduler = try makeScheduler(r.sampler)
+        try scheduler.setTimesteps(r.steps)
+        let timesteps = refinerSchedule(&scheduler, r)
+        let width = latents.shape[3] * vaeScaleFactor, height = latents.shape[2] * vaeScaleFactor
+        var inner = r
+        inner.refiner = nil
+        let conditioning = try prepareConditioning(inner, width: width, height: height)
+        var stopped = false
+        return denoise(latents, timesteps: timesteps, scheduler: &scheduler, conditioning: conditioning, request: inner,
+                       inpaint: nil, random: &random, stepOffset: stepOffset, total: total, progress: progress,
+                       shouldStop: shouldStop, stopped: &stopped, onLatents: onLatents)
+    }
+
+    /// What the U-Net is conditioned on during a run.
+    struct RunConditioning {
+        /// The context of the whole guidance batch, or (when the prompt and negative differ in chunk
+        /// count) one per half.
+        var context: Tensor?
+        var contexts: [Tensor]
+        var added: UNetAddedConditions
+        var guided: Bool
+    }
+
+    /// The prompt, negative prompt and (SDXL, LCM) added conditions of a run.
+    func prepareConditioning(_ r: GenerationRequest, width: Int, height: Int) throws -> RunConditioning {
+        let lcm = unet.config.timeCondProjDim
+        // An LCM U-Net has guidance built in: no guidance batch, no negative prompt.
+        let guided = r.guidance > 1 && lcm == nil
+        if lcm != nil, let negative = r.negativePrompt, !negative.isEmpty {
+            warn("this LCM U-Net has guidance built in (no negative pass): the negative prompt is not used")
+        }
+        let b = r.batch
+        let cond = try encodeConditioning(r.prompt, style: r.promptStyle, clipSkip: r.clipSkip)
+        var uncond = cond
+        if guided {
+            if usesSDXLConditioning && r.negativePrompt == nil && forceZerosForEmptyPrompt {
+                uncond = cond.zeros
+            } else {
+                uncond = try encodeConditioning(r.negativePrompt ?? "", style: r.promptStyle, clipSkip: r.clipSkip)
+            }
+        }
+        // A prompt and negative prompt of different chunk counts cannot share a batch: then the U-Net
+        // runs on each half with its own context (A1111's default; it pads only with `pad_cond_uncond`).
+        let together = !guided || uncond.context.shape[1] == cond.context.shape[1]
+        let halves = guided ? [uncond, cond] : [cond]
+        var added = UNetAddedConditions()
+        if usesSDXLConditioning {
+            let original = r.originalSize ?? (height, width), target = r.targetSize ?? (height, width)
+            func ids(aesthetic: Float) -> [Float] {
+                let head = [original.height, original.width, r.cropTopLeft.top, r.cropTopLeft.left].map(Float.init)
+                return head + (timeIdCount == 5 ? [aesthetic] : [Float(target.height), Float(target.width)])
+            }
+            let idRows = guided ? [ids(aesthetic: r.negativeAestheticScore), ids(aesthetic: r.aestheticScore)]
+                                : [ids(aesthetic: r.aestheticScore)]
+            added.timeIds = Tensor(shape: [idRows.count * b, timeIdCount], idRows.flatMap { row in (0..<b).flatMap { _ in row } })
+            added.textEmbeds = concat(halves.map { repeatBatch($0.pooled!, b) }, dim: 0)
+        }
+        if let lcm {
+            added.timestepCond = UNet2DConditionModel.guidanceEmbedding(Array(repeating: r.guidance - 1, count: b), dim: lcm)
+        }
+        if together {
+            return RunConditioning(context: concat(halves.map { repeatBatch($0.context, b) }, dim: 0), contexts: [],
+                                   added: added, guided: guided)
+        }
+        return RunConditioning(context: nil, contexts: halves.map { repeatBatch($0.context, b) }, added: added, guided: guided)
+    }
+
+    /// What inpainting adds to the loop.
+    struct InpaintInputs {
+        var mask: Tensor
+        var maskedImage: Tensor
+        /// 4-channel inpainting: the image's latents and the noise that re-noises them each step.
+        var imageLatents: Tensor?
+        var noise: Tensor?
+    }
+
+    /// The denoising loop over `timesteps`; sets `stopped` when `shouldStop()` ended it early.
+    func denoise(_ start: Tensor, timesteps: [Float], scheduler: inout any Scheduler, conditioning c: RunConditioning,
+                 request r: GenerationRequest, inpaint: InpaintInputs?, random: inout any RandomSource, stepOffset: Int,
+                 total: Int, progress: (Int, Int) -> Void, shouldStop: () -> Bool, stopped: inout Bool,
+                 onLatents: (Int, Tensor) -> Void) -> Tensor {
+        var latents = start
+        let b = latents.shape[0], guided = c.guided
+        let channels = unet.config.inChannels, latentChannels = space.channels
+        let maskIn = inpaint.map { guided ? concat([$0.mask, $0.mask], dim: 0) : $0.mask }
+        let maskedIn = inpaint.map { guided ? concat([$0.maskedImage, $0.maskedImage], dim: 0) : $0.maskedImage }
         for (i, t) in timesteps.enumerated() {
             var x = guided ? concat([latents, latents], dim: 0) : latents
             x = scheduler.scaleModelInput(x, timestep: t)
             if channels == 2 * latentChannels + 1, let maskIn, let maskedIn { x = concat([x, maskIn, maskedIn], dim: 1) }
             let out: Tensor
-            if together {
-                out = unet(x, timesteps: Array(repeating: t, count: x.shape[0]), context: context)
+            if let context = c.context {
+                out = unet(x, timesteps: Array(repeating: t, count: x.shape[0]), context: context, added: c.added)
             } else {
                 let halves = split(x, sizes: [b, b], dim: 0)
-                out = concat(zip(halves, contexts).map { unet($0, timesteps: Array(repeating: t, count: b), context: $1) }, dim: 0)
+                out = concat(zip(halves, c.contexts).enumerated().map { k, pair in
+                    unet(pair.0, timesteps: Array(repeating: t, count: b), context: pair.1, added: c.added.rows(k * b..<(k + 1) * b))
+                }, dim: 0)
             }
             var eps = out
             if guided {
@@ -261,28 +464,29 @@ public final class StableDiffusionPipeline {
                 if r.guidanceRescale > 0 { eps = rescaleGuidance(eps, text: parts[1], phi: r.guidanceRescale) }
             }
             latents = scheduler.step(output: eps, timestep: t, sample: latents, random: &random)
-            if channels == latentChannels, let imageLatents, let noise, let maskLatent {
+            if channels == latentChannels, let inpaint, let imageLatents = inpaint.imageLatents, let noise = inpaint.noise {
                 // 4-channel inpainting: keep the known region on the noise level of the next step.
                 var proper = imageLatents
                 if i < timesteps.count - 1 {
                     proper = scheduler.addNoise(original: imageLatents, noise: noise, timestep: timesteps[i + 1])
                 }
-                latents = blend(known: proper, generated: latents, mask: maskLatent)
+                latents = blend(known: proper, generated: latents, mask: inpaint.mask)
             }
-            onLatents(i + 1, latents)
-            progress(i + 1, timesteps.count)
-            if i + 1 < timesteps.count && shouldStop() { break }
+            onLatents(stepOffset + i + 1, latents)
+            progress(stepOffset + i + 1, total)
+            if stepOffset + i + 1 < total && shouldStop() { stopped = true; break }
         }
-
-        // 5. Decode: x = D(z / s) (x = z in pixel space), then [-1, 1] → [0, 1]; in tiles when asked.
-        let decoded = space.decode(latents, tiling: r.tileVAE ? r.vaeTiling : nil)
-        return map(decoded) { min(max($0 * 0.5 + 0.5, 0), 1) }
+        return latents
     }
 
     /// A posterior sample of the VAE (one normal draw of the latent's shape), times the scaling
     /// factor; in pixel space the image itself.
     func encodeImage(_ image: Tensor, _ random: inout any RandomSource) -> Tensor { space.encode(image, &random) }
 }
+
+// A pipeline is used by one thread at a time (the generator queues requests in front of it); a
+// request may carry a refiner pipeline across that queue.
+extension StableDiffusionPipeline: @unchecked Sendable {}
 
 /// Stacks `n` copies of a batch-1 tensor.
 func repeatBatch(_ x: Tensor, _ n: Int) -> Tensor { n == 1 ? x : concat(Array(repeating: x, count: n), dim: 0) }
@@ -327,6 +531,13 @@ func rescaleGuidance(_ cfg: Tensor, text: Tensor, phi: Float) -> Tensor {
         }
     }
     return out
+}
+
+/// A boolean of `model_index.json` in `folder`, when present.
+func modelIndexFlag(_ folder: URL, _ key: String) -> Bool? {
+    guard let data = try? Data(contentsOf: folder.appendingPathComponent("model_index.json")),
+          let index = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+    return index[key] as? Bool
 }
 
 /// Whether `model_index.json` in `folder` names a vae component (an entry other than [null, null]).

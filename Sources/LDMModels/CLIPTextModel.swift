@@ -27,14 +27,19 @@ public struct CLIPTextConfig: Codable, Equatable, Sendable {
     public var layerNormEps: Float
     /// Token ids of the special tokens.
     public var bosTokenId: Int, eosTokenId: Int, padTokenId: Int
-    /// Width of the (unused here) text projection.
+    /// Width of the text projection (used by `CLIPTextModelWithProjection`, SDXL's second encoder).
     public var projectionDim: Int
+    /// transformers' class names; "CLIPTextModelWithProjection" adds the projection of the pooled output.
+    public var architectures: [String]
+    /// Whether the model has `text_projection` (the pooled output's projection).
+    public var withProjection: Bool { architectures.contains("CLIPTextModelWithProjection") }
 
     enum CodingKeys: String, CodingKey {
         case vocabSize = "vocab_size", hiddenSize = "hidden_size", intermediateSize = "intermediate_size"
         case numHiddenLayers = "num_hidden_layers", numAttentionHeads = "num_attention_heads"
         case maxPositionEmbeddings = "max_position_embeddings", hiddenAct = "hidden_act", layerNormEps = "layer_norm_eps"
         case bosTokenId = "bos_token_id", eosTokenId = "eos_token_id", padTokenId = "pad_token_id", projectionDim = "projection_dim"
+        case architectures
     }
 
     /// transformers' defaults (CLIP ViT-B/32's text tower), with overrides.
@@ -44,6 +49,7 @@ public struct CLIPTextConfig: Codable, Equatable, Sendable {
         self.numHiddenLayers = numHiddenLayers; self.numAttentionHeads = numAttentionHeads
         self.maxPositionEmbeddings = maxPositionEmbeddings; self.hiddenAct = hiddenAct; layerNormEps = 1e-5
         bosTokenId = 49406; eosTokenId = 49407; padTokenId = 1; projectionDim = 512
+        architectures = ["CLIPTextModel"]
     }
 
     public init(from decoder: Decoder) throws {
@@ -61,6 +67,7 @@ public struct CLIPTextConfig: Codable, Equatable, Sendable {
         eosTokenId = try c.value(.eosTokenId, d.eosTokenId)
         padTokenId = try c.value(.padTokenId, d.padTokenId)
         projectionDim = try c.value(.projectionDim, d.projectionDim)
+        architectures = try c.value(.architectures, d.architectures)
     }
 
     public func validate() throws {
@@ -69,7 +76,8 @@ public struct CLIPTextConfig: Codable, Equatable, Sendable {
         // Sizes: positive, and bounded so a config cannot ask for unbounded memory.
         for (key, value, limit) in [("hidden_size", hiddenSize, 16384), ("num_attention_heads", numAttentionHeads, 1024),
                                     ("intermediate_size", intermediateSize, 65536), ("num_hidden_layers", numHiddenLayers, 256),
-                                    ("vocab_size", vocabSize, 1_000_000), ("max_position_embeddings", maxPositionEmbeddings, 16384)]
+                                    ("vocab_size", vocabSize, 1_000_000), ("max_position_embeddings", maxPositionEmbeddings, 16384),
+                                    ("projection_dim", projectionDim, 65536)]
         where value < 1 || value > limit {
             throw bad(key, value)
         }
@@ -153,6 +161,8 @@ public final class CLIPTextModel: Module {
     public let tokenEmbedding: Embedding, positionEmbedding: Embedding
     public let layers: [CLIPEncoderLayer]
     public let finalLayerNorm: LayerNorm
+    /// The projection of the pooled output (CLIPTextModelWithProjection only).
+    public let textProjection: Linear?
     private var batch = 0, length = 0
 
     public init(config: CLIPTextConfig) throws {
@@ -162,12 +172,32 @@ public final class CLIPTextModel: Module {
         positionEmbedding = Embedding(config.maxPositionEmbeddings, config.hiddenSize)
         layers = (0..<config.numHiddenLayers).map { _ in CLIPEncoderLayer(config) }
         finalLayerNorm = LayerNorm(config.hiddenSize, eps: config.layerNormEps)
+        textProjection = config.withProjection ? Linear(config.hiddenSize, config.projectionDim, bias: false) : nil
     }
     override public var children: [(String, Module)] {
         [("text_model.embeddings.token_embedding", tokenEmbedding),
          ("text_model.embeddings.position_embedding", positionEmbedding)]
             + indexed(layers).map { ("text_model.encoder.layers." + $0.0, $0.1) }
             + [("text_model.final_layer_norm", finalLayerNorm)]
+            + (textProjection.map { [("text_projection", $0 as Module)] } ?? [])
+    }
+
+    /// The pooled output [B, D'] of a full run: the final-normed state at each row's end-of-text
+    /// token (the first `eos_token_id`; the largest id when eos_token_id is 2, as transformers'
+    /// legacy configs), through `text_projection` when the model has one.
+    public func pooled(_ output: TextEncoderOutput, ids: [[Int32]]) -> Tensor {
+        let h = output.lastHiddenState, l = h.shape[1], d = h.shape[2]
+        let rows = Tensor(uninitialized: [ids.count, d])
+        for (b, row) in ids.enumerated() {
+            let position: Int
+            if config.eosTokenId == 2 {
+                position = row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) } ?? 0
+            } else {
+                position = row.firstIndex(of: Int32(config.eosTokenId)) ?? 0
+            }
+            (rows.data + b * d).update(from: h.data + (b * l + position) * d, count: d)
+        }
+        return textProjection.map { $0(rows) } ?? rows
     }
 
     /// Runs ids [B][L] (every row the same length ≤ max_position_embeddings).

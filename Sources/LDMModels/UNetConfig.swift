@@ -2,7 +2,7 @@
 
 import Foundation
 
-/// diffusers' `UNet2DConditionModel` config (the keys Stable Diffusion 1.x/2.x folders use).
+/// diffusers' `UNet2DConditionModel` config (the keys Stable Diffusion 1.x/2.x, SDXL and LCM folders use).
 public struct UNetConfig: Codable, Equatable, Sendable {
     /// Latent height and width the model was trained at.
     public var sampleSize: Int
@@ -56,8 +56,13 @@ public struct UNetConfig: Codable, Equatable, Sendable {
     var timeEmbeddingType: String
     var convInKernel: Int
     var convOutKernel: Int
-    var timeCondProjDim: Int?
+    /// LCM-distilled U-Nets: width of the guidance-scale embedding added to the timestep features.
+    public var timeCondProjDim: Int?
     var encoderHidDim: Int?
+    /// SDXL ("text_time"): width of the sinusoidal features of each added time id.
+    public var additionTimeEmbedDim: Int?
+    /// SDXL: input width of the added embedding (pooled text width + time ids × addition_time_embed_dim).
+    public var projectionClassEmbeddingsInputDim: Int?
 
     enum CodingKeys: String, CodingKey {
         case sampleSize = "sample_size", inChannels = "in_channels", outChannels = "out_channels"
@@ -74,6 +79,8 @@ public struct UNetConfig: Codable, Equatable, Sendable {
         case additionEmbedType = "addition_embed_type", resnetTimeScaleShift = "resnet_time_scale_shift"
         case timeEmbeddingType = "time_embedding_type", convInKernel = "conv_in_kernel", convOutKernel = "conv_out_kernel"
         case timeCondProjDim = "time_cond_proj_dim", encoderHidDim = "encoder_hid_dim"
+        case additionTimeEmbedDim = "addition_time_embed_dim"
+        case projectionClassEmbeddingsInputDim = "projection_class_embeddings_input_dim"
     }
 
     /// diffusers' defaults, with the given overrides.
@@ -94,6 +101,7 @@ public struct UNetConfig: Codable, Equatable, Sendable {
         centerInputSample = false; onlyCrossAttention = false; dualCrossAttention = false
         classEmbedType = nil; additionEmbedType = nil; resnetTimeScaleShift = "default"
         timeEmbeddingType = "positional"; convInKernel = 3; convOutKernel = 3; timeCondProjDim = nil; encoderHidDim = nil
+        additionTimeEmbedDim = nil; projectionClassEmbeddingsInputDim = nil
     }
 
     public init(from decoder: Decoder) throws {
@@ -137,6 +145,8 @@ public struct UNetConfig: Codable, Equatable, Sendable {
         convOutKernel = try c.value(.convOutKernel, 3)
         timeCondProjDim = try c.decodeIfPresent(Int.self, forKey: .timeCondProjDim)
         encoderHidDim = try c.decodeIfPresent(Int.self, forKey: .encoderHidDim)
+        additionTimeEmbedDim = try c.decodeIfPresent(Int.self, forKey: .additionTimeEmbedDim)
+        projectionClassEmbeddingsInputDim = try c.decodeIfPresent(Int.self, forKey: .projectionClassEmbeddingsInputDim)
     }
 
     /// Throws for values this implementation does not support, naming the key.
@@ -154,12 +164,20 @@ public struct UNetConfig: Codable, Equatable, Sendable {
         if onlyCrossAttention { throw bad("only_cross_attention", true) }
         if dualCrossAttention { throw bad("dual_cross_attention", true) }
         if let classEmbedType { throw bad("class_embed_type", classEmbedType) }
-        if let additionEmbedType { throw bad("addition_embed_type", additionEmbedType) }
+        if let additionEmbedType {
+            guard additionEmbedType == "text_time" else { throw bad("addition_embed_type", additionEmbedType) }
+            guard let a = additionTimeEmbedDim, (2...4096).contains(a), a % 2 == 0 else {
+                throw bad("addition_time_embed_dim", additionTimeEmbedDim.map { "\($0)" } ?? "missing")
+            }
+            guard let p = projectionClassEmbeddingsInputDim, p > 0, p <= 65536 else {
+                throw bad("projection_class_embeddings_input_dim", projectionClassEmbeddingsInputDim.map { "\($0)" } ?? "missing")
+            }
+        }
         if resnetTimeScaleShift != "default" { throw bad("resnet_time_scale_shift", resnetTimeScaleShift) }
         if timeEmbeddingType != "positional" { throw bad("time_embedding_type", timeEmbeddingType) }
         if convInKernel != 3 { throw bad("conv_in_kernel", convInKernel) }
         if convOutKernel != 3 { throw bad("conv_out_kernel", convOutKernel) }
-        if let timeCondProjDim { throw bad("time_cond_proj_dim", timeCondProjDim) }
+        if let timeCondProjDim, !(1...65536).contains(timeCondProjDim) { throw bad("time_cond_proj_dim", timeCondProjDim) }
         if let encoderHidDim { throw bad("encoder_hid_dim", encoderHidDim) }
         for (key, v) in [("layers_per_block", layersPerBlock), ("attention_head_dim", attentionHeadDim),
                          ("transformer_layers_per_block", transformerLayersPerBlock)] where v.perBlock(levels).count != levels {
@@ -170,6 +188,9 @@ public struct UNetConfig: Codable, Equatable, Sendable {
             if c % heads[i] != 0 { throw bad("attention_head_dim", "\(heads[i]) heads for \(c) channels") }
         }
     }
+
+    /// Whether the U-Net takes SDXL's added conditioning (pooled text embedding and time ids).
+    public var takesTextTime: Bool { additionEmbedType == "text_time" }
 
     /// Attention heads of each level.
     public var heads: [Int] { (numAttentionHeads ?? attentionHeadDim).perBlock(blockOutChannels.count) }

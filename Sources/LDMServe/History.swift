@@ -46,7 +46,7 @@ final class HistoryStore: @unchecked Sendable {
                 try db.execute(sql: """
                     INSERT INTO image (created, kind, prompt, negative_prompt, seed, width, height, steps, cfg_scale, sampler_name, model, parameters, file)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')
-                    """, arguments: [ISO8601DateFormatter().string(from: Date()), request.kind, request.job.prompt, request.job.negativePrompt,
+                    """, arguments: [ISO8601DateFormatter().string(from: Date()), request.kind, request.job.prompt, request.job.negativePrompt ?? "",
                                      i < result.seeds.count ? result.seeds[i] : request.seed, image.png.width, image.png.height,
                                      Int(info["Steps"] as? String ?? "") ?? 0, Double(info["CFG scale"] as? String ?? "") ?? 0,
                                      info["Sampler"] as? String ?? "", result.model.title, image.parameters])

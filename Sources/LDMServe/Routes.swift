@@ -187,7 +187,7 @@ func generationResponse(_ r: JobResult, _ p: ParsedRequest) throws -> [String: A
     let width = first?.png.width ?? p.job.width ?? 0, height = first?.png.height ?? p.job.height ?? 0
     var info: [String: Any] = [
         "prompt": p.job.prompt, "all_prompts": Array(repeating: p.job.prompt, count: r.images.count),
-        "negative_prompt": p.job.negativePrompt, "all_negative_prompts": Array(repeating: p.job.negativePrompt, count: r.images.count),
+        "negative_prompt": p.job.negativePrompt ?? "", "all_negative_prompts": Array(repeating: p.job.negativePrompt ?? "", count: r.images.count),
         "seed": p.seed, "all_seeds": r.seeds, "subseed": -1, "all_subseeds": r.seeds.map { _ in -1 }, "subseed_strength": 0,
         "width": width, "height": height, "sampler_name": infotextValue(first?.parameters, "Sampler") ?? p.samplerLabel ?? NSNull(),
         "cfg_scale": Double(infotextValue(first?.parameters, "CFG scale") ?? "") ?? NSNull(),

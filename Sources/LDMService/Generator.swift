@@ -19,6 +19,28 @@ public struct ModelDefaults: Decodable, Sendable {
     public var sampler: String?
     enum CodingKeys: String, CodingKey { case steps, guidance, guidanceRescale = "guidance_rescale", sampler }
     public init() {}
+
+    /// What a few-step model runs at when neither the user nor `ldm_defaults.json` says: an LCM
+    /// U-Net 4 steps at guidance 8.5 (diffusers' LatentConsistencyModelPipeline defaults); a folder
+    /// whose scheduler is Euler or Euler ancestral with "trailing" spacing (SD-Turbo, SDXL-Turbo,
+    /// and the other adversarially distilled models) 1 step at guidance 0. Returns the note to say.
+    public mutating func inferFewStep(_ pipeline: StableDiffusionPipeline) -> String? {
+        guard steps == nil && guidance == nil else { return nil }
+        if pipeline.unet.config.timeCondProjDim != nil {
+            steps = 4; guidance = 8.5
+            return "LCM U-Net: 4 steps at guidance 8.5 unless --steps/--guidance say otherwise"
+        }
+        let url = pipeline.folder.appendingPathComponent("scheduler/scheduler_config.json")
+        guard let data = pipeline.schedulerConfigOverride ?? (try? Data(contentsOf: url)),
+              let config = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let name = config["_class_name"] as? String,
+              ["EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler"].contains(name),
+              config["timestep_spacing"] as? String == "trailing",
+              !(config["rescale_betas_zero_snr"] as? Bool ?? false) else { return nil }
+        steps = 1; guidance = 0
+        return "few-step model (\(name) with trailing timesteps): 1 step at guidance 0 unless --steps/--guidance say otherwise"
+    }
+
     public static func load(_ folder: URL) -> ModelDefaults {
         guard let data = try? Data(contentsOf: folder.appendingPathComponent("ldm_defaults.json")),
               let d = try? JSONDecoder().decode(ModelDefaults.self, from: data) else { return ModelDefaults() }
@@ -30,7 +52,8 @@ public struct ModelDefaults: Decodable, Sendable {
 /// values take the model's defaults (`ldm_defaults.json`), then the pipeline's.
 public struct GenerationJob {
     public var prompt: String
-    public var negativePrompt = ""
+    /// nil: none given (SDXL models then use zero negative embeddings, others "").
+    public var negativePrompt: String?
     public var sampler: SamplerName?
     public var steps: Int?
     public var guidance: Float?
@@ -52,6 +75,16 @@ public struct GenerationJob {
     public var loras: [(path: String, weight: Float)] = []
     public var clipSkip = 1
     public var promptStyle: PromptStyle = .a1111
+    /// SDXL micro-conditioning (height, width) and crop corner (top, left); nil: the defaults.
+    public var originalSize: (height: Int, width: Int)?
+    public var cropTopLeft: (top: Int, left: Int)?
+    public var targetSize: (height: Int, width: Int)?
+    /// SDXL refiner-style models: aesthetic scores of the prompt and the negative prompt.
+    public var aestheticScore: Float?
+    public var negativeAestheticScore: Float?
+    /// A refiner model (folder or file) taking over after `refinerSwitch` of the schedule.
+    public var refiner: URL?
+    public var refinerSwitch: Double = 0.8
     public var tileVAE = false
     public var vaeTiling = TiledDecoding()
     /// Settings added to the parameters text after the generator's own (e.g. "Denoising strength").
@@ -91,7 +124,9 @@ public final class LoadedModel {
     init(path: URL, pipeline: StableDiffusionPipeline, networks: NetworkSettings, note: (String) -> Void) throws {
         self.path = path
         self.pipeline = pipeline
-        defaults = ModelDefaults.load(path)
+        var defaults = ModelDefaults.load(path)
+        if let inferred = defaults.inferFewStep(pipeline) { note(inferred) }
+        self.defaults = defaults
         loras = LoRAResolver(pipeline: pipeline, folder: networks.loraFolder ?? folderBeside(model: path, "loras"))
         pipeline.embeddings = try loadEmbeddings(files: networks.embeddingFiles,
                                                  folder: networks.embeddingsFolder ?? folderBeside(model: path, "embeddings"),
@@ -133,6 +168,17 @@ public final class Generator: @unchecked Sendable {
         return m
     }
 
+    /// A refiner for a run on `base`: a loaded model when it is in memory, else loaded and kept only
+    /// when that does not drop `base` (with a capacity of 1 it lives for the run).
+    func refinerModel(_ path: URL, keeping base: LoadedModel) throws -> LoadedModel {
+        if let m = models.first(where: { $0.path.standardizedFileURL == path.standardizedFileURL }) { return m }
+        if models.count < capacity { return try model(path) }
+        note("loading refiner \(path.path)")
+        let pipeline = try StableDiffusionPipeline.load(model: path.path, options: loadOptions, notice: note)
+        pipeline.warn = { [weak self] in self?.note("warning: " + $0) }
+        return try LoadedModel(path: path, pipeline: pipeline, networks: networks, note: note)
+    }
+
     /// The paths of the models in memory, least recently used first.
     public var loadedPaths: [URL] { models.map(\.path) }
 
@@ -170,6 +216,15 @@ public final class Generator: @unchecked Sendable {
         r.batch = job.batch
         r.promptStyle = job.promptStyle
         r.clipSkip = job.clipSkip
+        r.originalSize = job.originalSize
+        if let crop = job.cropTopLeft { r.cropTopLeft = crop }
+        r.targetSize = job.targetSize
+        if let a = job.aestheticScore { r.aestheticScore = a }
+        if let a = job.negativeAestheticScore { r.negativeAestheticScore = a }
+        if let refinerPath = job.refiner {
+            r.refiner = try refinerModel(refinerPath, keeping: m).pipeline
+            r.refinerSwitch = job.refinerSwitch
+        }
         r.tileVAE = job.tileVAE
         r.vaeTiling = job.vaeTiling
         if let image = job.initImage {
@@ -184,7 +239,7 @@ public final class Generator: @unchecked Sendable {
 
         let size = "\(images.shape[3])x\(images.shape[2])"
         let samplerLabel = r.sampler?.displayName ?? pipeline.folderSamplerLabel
-        let used = pipeline.embeddingsUsed(in: text, style: job.promptStyle) + pipeline.embeddingsUsed(in: r.negativePrompt, style: job.promptStyle)
+        let used = pipeline.embeddingsUsed(in: text, style: job.promptStyle) + pipeline.embeddingsUsed(in: r.negativePrompt ?? "", style: job.promptStyle)
         var tiHashes: [String] = []
         for e in used where !tiHashes.contains(where: { $0.hasPrefix(networkLabel(e.name) + ": ") }) {
             if let hash = try? SHA256.networkShortHash(e.path, skipSafeTensorsHeader: false) { tiHashes.append(networkLabel(e.name) + ": " + hash) }
@@ -197,6 +252,10 @@ public final class Generator: @unchecked Sendable {
             if job.batch > 1 { settings += [("Batch size", "\(job.batch)"), ("Batch pos", "\(i)")] }
             if r.guidanceRescale > 0 { settings.append(("Guidance rescale", String(format: "%g", r.guidanceRescale))) }
             if r.clipSkip > 1 { settings.append(("Clip skip", "\(r.clipSkip)")) }
+            if let refiner = job.refiner {
+                settings += [("Refiner", refiner.deletingPathExtension().lastPathComponent),
+                             ("Refiner switch at", String(format: "%g", job.refinerSwitch))]
+            }
             if job.promptStyle == .plain { settings.append(("Prompt syntax", "plain")) }
             if !loraLabels.isEmpty { settings.append(("LoRA", loraLabels.joined(separator: ", "))) }
             if !tiHashes.isEmpty { settings.append(("TI hashes", tiHashes.joined(separator: ", "))) }
@@ -206,7 +265,7 @@ public final class Generator: @unchecked Sendable {
             if let original = job.initImage, let mask = job.mask {
                 png = restoreUnmasked(generated: png, original: original, mask: mask, feather: job.feather)
             }
-            let parameters = GenerationParameters(prompt: job.prompt, negativePrompt: r.negativePrompt, settings: settings).text
+            let parameters = GenerationParameters(prompt: job.prompt, negativePrompt: r.negativePrompt ?? "", settings: settings).text
             png.texts = [PNGTextChunk(keyword: "parameters", text: parameters)]
             out.append(GeneratedImage(png: png, parameters: parameters, seed: r.seed))
         }

@@ -68,7 +68,8 @@ struct ModelArguments: ParsableArguments {
 /// The options every generation has.
 struct GenerateArguments: ParsableArguments {
     @Option(help: "What to draw.") var prompt: String?
-    @Option(help: "What to avoid.") var negativePrompt: String = ""
+    @Option(help: "What to avoid (SDXL: without this option the negative embeddings are zeros, as diffusers; --negative-prompt \"\" encodes the empty text).")
+    var negativePrompt: String?
     @Option(help: "Denoising steps (default: the model's, else 20).") var steps: Int?
     @Option(help: "Classifier-free guidance scale (default: the model's, else 7.5).") var guidance: Float?
     @Option(help: "Guidance rescale φ in [0, 1] (default: the model's, else 0).") var guidanceRescale: Float?
@@ -98,6 +99,16 @@ struct GenerateArguments: ParsableArguments {
     var plainPrompt = false
     @Option(help: "A1111's clip skip: 1 = the text encoder's last layer, 2 = the one before it (then the final layer norm), …")
     var clipSkip: Int = 1
+    @Option(help: ArgumentHelp("SDXL: the original image size the model is told about (default: the output size).", valueName: "WxH"))
+    var originalSize: String?
+    @Option(help: ArgumentHelp("SDXL: the crop's top-left corner, pixels from the left and from the top (default 0,0).", valueName: "x,y"))
+    var crop: String?
+    @Option(help: ArgumentHelp("SDXL: the target size the model is told about (default: the output size).", valueName: "WxH"))
+    var targetSize: String?
+    @Option(help: "SDXL refiner: aesthetic score of the prompt (default 6).") var aestheticScore: Float?
+    @Option(help: "SDXL refiner: aesthetic score of the negative prompt (default 2.5).") var negativeAestheticScore: Float?
+    @Option(help: "A refiner model (folder or file) that takes over the last part of the schedule.") var refiner: String?
+    @Option(help: "Fraction of the schedule after which the refiner takes over (default 0.8).") var refinerSwitch: Double = 0.8
 
     func validate() throws {
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1 (got \(steps))") }
@@ -113,6 +124,26 @@ struct GenerateArguments: ParsableArguments {
         if let problem = vaeTiling.problem { throw ValidationError("--vae-tile: " + problem) }
         if !output.lowercased().hasSuffix(".png") { throw ValidationError("--output must end in .png") }
         if clipSkip < 1 { throw ValidationError("--clip-skip must be at least 1 (1 = the last layer, A1111's numbering)") }
+        _ = try sizes()
+        if !(refinerSwitch > 0 && refinerSwitch < 1) { throw ValidationError("--refiner-switch must be between 0 and 1 (got \(refinerSwitch))") }
+        if let refiner, !FileManager.default.fileExists(atPath: refiner) { throw ValidationError("--refiner: no model at \(refiner)") }
+    }
+
+    /// --original-size, --crop and --target-size as (height, width) and (top, left).
+    func sizes() throws -> (original: (height: Int, width: Int)?, crop: (top: Int, left: Int)?, target: (height: Int, width: Int)?) {
+        func pair(_ text: String?, _ separator: Character, _ option: String, allowZero: Bool) throws -> (Int, Int)? {
+            guard let text else { return nil }
+            let parts = text.lowercased().split(separator: separator, omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard parts.count == 2, let a = parts[0], let b = parts[1], a >= (allowZero ? 0 : 1), b >= (allowZero ? 0 : 1),
+                  a <= 1 << 20, b <= 1 << 20 else {
+                throw ValidationError("--\(option) must be \(separator == "x" ? "WIDTHxHEIGHT, e.g. 1024x1024" : "X,Y, e.g. 0,0") (got \(text))")
+            }
+            return (a, b)
+        }
+        let o = try pair(originalSize, "x", "original-size", allowZero: false)
+        let c = try pair(crop, ",", "crop", allowZero: true)
+        let t = try pair(targetSize, "x", "target-size", allowZero: false)
+        return (o.map { (height: $0.1, width: $0.0) }, c.map { (top: $0.1, left: $0.0) }, t.map { (height: $0.1, width: $0.0) })
     }
 
     /// The VAE tiling: the library's, with --vae-tile.
@@ -180,6 +211,14 @@ func runGeneration(model: ModelArguments, args: GenerateArguments, label: String
         job.loras = loras.map { (path: $0.0, weight: $0.1) }
         job.clipSkip = args.clipSkip
         job.promptStyle = args.plainPrompt ? .plain : .a1111
+        let sizes = try args.sizes()
+        job.originalSize = sizes.original
+        job.cropTopLeft = sizes.crop
+        job.targetSize = sizes.target
+        job.aestheticScore = args.aestheticScore
+        job.negativeAestheticScore = args.negativeAestheticScore
+        job.refiner = args.refiner.map { URL(fileURLWithPath: $0) }
+        job.refinerSwitch = args.refinerSwitch
         try prepare(&job)
         let start = Date()
         let images = try generator.generate(job, model: modelPath, progress: { i, n in
