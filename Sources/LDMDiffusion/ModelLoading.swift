@@ -22,8 +22,10 @@ public struct ModelLoadOptions: Sendable {
     public var familyDefaults: URL?
     /// "epsilon" or "v_prediction", overriding everything else.
     public var predictionType: String?
-    public init(config: URL? = nil, familyDefaults: URL? = nil, predictionType: String? = nil) {
-        self.config = config; self.familyDefaults = familyDefaults; self.predictionType = predictionType
+    /// An autoencoder folder (AutoencoderKL or AutoencoderTiny) replacing the model's VAE.
+    public var vae: URL?
+    public init(config: URL? = nil, familyDefaults: URL? = nil, predictionType: String? = nil, vae: URL? = nil) {
+        self.config = config; self.familyDefaults = familyDefaults; self.predictionType = predictionType; self.vae = vae
     }
 }
 
@@ -32,6 +34,15 @@ extension StableDiffusionPipeline {
     /// (defaults taken for a single file).
     public static func load(model path: String, options: ModelLoadOptions = ModelLoadOptions(),
                             notice: (String) -> Void = { _ in }) throws -> StableDiffusionPipeline {
+        let pipeline = try loadModel(path, options: options, notice: notice)
+        if let vae = options.vae {
+            try pipeline.replaceAutoencoder(LatentSpace(vaeFolder: vae))
+            notice("VAE: \(vae.path) (\(pipeline.space.tiny != nil ? "AutoencoderTiny" : "AutoencoderKL"))")
+        }
+        return pipeline
+    }
+
+    static func loadModel(_ path: String, options: ModelLoadOptions, notice: (String) -> Void) throws -> StableDiffusionPipeline {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw PipelineError.invalid("no model at \(path)")

@@ -101,7 +101,7 @@ public final class StableDiffusionPipeline {
     public var forceZerosForEmptyPrompt = true
     public let unet: UNet2DConditionModel
     /// The VAE's latents, or the pixels when the folder has no `vae/`.
-    public let space: LatentSpace
+    public private(set) var space: LatentSpace
     /// The VAE; nil for a pixel-space model.
     public var vae: AutoencoderKL? { space.vae }
     /// The model's name for the `Model:` of the parameters text (the folder's or file's name).
@@ -177,6 +177,18 @@ public final class StableDiffusionPipeline {
         }
     }
 
+    /// Uses `replacement` (another AutoencoderKL, or a tiny autoencoder) in place of the model's VAE.
+    public func replaceAutoencoder(_ replacement: LatentSpace) throws {
+        guard !space.isPixelSpace else {
+            throw PipelineError.invalid("this model works in pixel space (no vae/ folder): there is no VAE to replace")
+        }
+        guard replacement.channels == space.channels, replacement.downsamplingFactor == space.downsamplingFactor else {
+            throw PipelineError.invalid("the replacement VAE has \(replacement.channels) latent channels and f = \(replacement.downsamplingFactor); "
+                + "this model's has \(space.channels) and f = \(space.downsamplingFactor)")
+        }
+        space = replacement
+    }
+
     /// SDXL: how many micro-conditioning ids the U-Net takes (6; 5 for refiner-style U-Nets, whose
     /// last id is the aesthetic score); 0 for other models.
     public var timeIdCount: Int {
@@ -233,6 +245,9 @@ public final class StableDiffusionPipeline {
         if let problem = r.vaeTiling.problem { throw PipelineError.invalid(problem) }
         if r.tileVAE && space.isPixelSpace {
             throw PipelineError.invalid("this model works in pixel space (no vae/ folder): there is no VAE decode to tile")
+        }
+        if r.tileVAE && space.tiny != nil {
+            throw PipelineError.invalid("the tiny autoencoder decodes whole images; VAE tiling applies to AutoencoderKL")
         }
         var width = r.width ?? defaultSize, height = r.height ?? defaultSize
         if let img = r.initImage { width = img.shape[3]; height = img.shape[2] }
@@ -560,6 +575,7 @@ extension StableDiffusionPipeline {
             "DDPMScheduler": .ddpm, "DDIMScheduler": .ddim, "PNDMScheduler": .pndm, "LMSDiscreteScheduler": .lms,
             "EulerDiscreteScheduler": .euler, "EulerAncestralDiscreteScheduler": .eulerA, "HeunDiscreteScheduler": .heun,
             "DPMSolverMultistepScheduler": karras ? .dpmpp2mKarras : .dpmpp2m, "UniPCMultistepScheduler": .unipc,
+            "LCMScheduler": .lcm,
         ]
         return names[cls]?.displayName ?? cls
     }

@@ -20,6 +20,9 @@ struct ModelArguments: ParsableArguments {
     @Option(help: "Override the prediction type: epsilon or v_prediction (e.g. an SD 2.x 512 base file).")
     var prediction: String?
 
+    @Option(help: "Use this autoencoder folder instead of the model's VAE: an AutoencoderKL (e.g. a fine-tuned VAE) or an AutoencoderTiny (TAESD, TAESDXL: a much faster decode).")
+    var vae: String?
+
     /// The model folder: --model, else Checkpoints/ in the working folder or beside the repository the binary was built in.
     func folder() throws -> URL {
         let fm = FileManager.default
@@ -42,7 +45,8 @@ struct ModelArguments: ParsableArguments {
     /// How to open the model: --config, --prediction and the shipped family defaults.
     var loadOptions: ModelLoadOptions {
         ModelLoadOptions(config: config.map { URL(fileURLWithPath: $0) },
-                         familyDefaults: shippedModel()?.appendingPathComponent("families"), predictionType: prediction)
+                         familyDefaults: shippedModel()?.appendingPathComponent("families"), predictionType: prediction,
+                         vae: vae.map { URL(fileURLWithPath: $0) })
     }
 
     /// Opens the model (folder or single file).
@@ -51,8 +55,13 @@ struct ModelArguments: ParsableArguments {
         return try StableDiffusionPipeline.load(model: folder().path, options: loadOptions, notice: notice)
     }
 
-    /// Checks --prediction and --config.
+    /// Checks --prediction, --config and --vae.
     func check() throws {
+        if let vae {
+            guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: vae).appendingPathComponent("config.json").path) else {
+                throw ValidationError("--vae must be an autoencoder folder with a config.json (got \(vae))")
+            }
+        }
         if let prediction, !["epsilon", "v_prediction"].contains(prediction) {
             throw ValidationError("--prediction must be epsilon or v_prediction (got \(prediction))")
         }

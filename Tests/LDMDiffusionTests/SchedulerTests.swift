@@ -288,6 +288,7 @@ final class SchedulerTests: XCTestCase {
         case let s as HeunDiscreteScheduler: data = try JSONEncoder().encode(s.config)
         case let s as DPMSolverMultistepScheduler: data = try JSONEncoder().encode(s.config)
         case let s as UniPCMultistepScheduler: data = try JSONEncoder().encode(s.config)
+        case let s as LCMScheduler: data = try JSONEncoder().encode(s.config)
         default: XCTFail("unknown scheduler \(type(of: s))"); return [:]
         }
         guard case .object(let o) = try JSONDecoder().decode(JSONValue.self, from: data) else { return [:] }

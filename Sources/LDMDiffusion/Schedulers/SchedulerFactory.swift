@@ -16,6 +16,7 @@ public enum SchedulerClass: String, CaseIterable, Sendable {
     case heun = "HeunDiscreteScheduler"
     case dpmSolverMultistep = "DPMSolverMultistepScheduler"
     case uniPCMultistep = "UniPCMultistepScheduler"
+    case lcm = "LCMScheduler"
 
     /// Decodes `json` as this class's configuration (keys present in it, this class's defaults
     /// for the rest) and builds the scheduler.
@@ -31,6 +32,7 @@ public enum SchedulerClass: String, CaseIterable, Sendable {
         case .heun: return try HeunDiscreteScheduler(config: decode(HeunDiscreteSchedulerConfig.self))
         case .dpmSolverMultistep: return try DPMSolverMultistepScheduler(config: decode(DPMSolverMultistepSchedulerConfig.self))
         case .uniPCMultistep: return try UniPCMultistepScheduler(config: decode(UniPCMultistepSchedulerConfig.self))
+        case .lcm: return try LCMScheduler(config: decode(LCMSchedulerConfig.self))
         }
     }
 }
@@ -43,6 +45,8 @@ public enum SamplerName: String, CaseIterable, Sendable {
     case dpmpp2m = "dpm++2m"
     case dpmpp2mKarras = "dpm++2m-karras"
     case unipc
+    /// Latent consistency models' sampler: for LCM U-Nets and LCM-LoRA (4–8 steps, guidance 1–2).
+    case lcm
 
     /// The name AUTOMATIC1111's web UI gives this sampler (the `Sampler:` of a PNG's `parameters`).
     public var displayName: String {
@@ -57,6 +61,7 @@ public enum SamplerName: String, CaseIterable, Sendable {
         case .dpmpp2m: return "DPM++ 2M"
         case .dpmpp2mKarras: return "DPM++ 2M Karras"
         case .unipc: return "UniPC"
+        case .lcm: return "LCM"
         }
     }
 
@@ -72,6 +77,7 @@ public enum SamplerName: String, CaseIterable, Sendable {
         case .heun: return .heun
         case .dpmpp2m, .dpmpp2mKarras: return .dpmSolverMultistep
         case .unipc: return .uniPCMultistep
+        case .lcm: return .lcm
         }
     }
 
