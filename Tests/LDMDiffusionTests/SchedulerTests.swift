@@ -420,9 +420,9 @@ final class SchedulerTests: XCTestCase {
 
     func testSamplerNames() {
         XCTAssertEqual(SamplerName.allCases.map(\.rawValue),
-                       ["ddpm", "ddim", "pndm", "lms", "euler", "euler-a", "heun", "dpm++2m", "dpm++2m-karras", "unipc"])
+                       ["ddpm", "ddim", "pndm", "lms", "euler", "euler-a", "heun", "dpm++2m", "dpm++2m-karras", "unipc", "lcm"])
         XCTAssertEqual(SamplerName.allCases.map(\.displayName),
-                       ["DDPM", "DDIM", "PNDM", "LMS", "Euler", "Euler a", "Heun", "DPM++ 2M", "DPM++ 2M Karras", "UniPC"])
+                       ["DDPM", "DDIM", "PNDM", "LMS", "Euler", "Euler a", "Heun", "DPM++ 2M", "DPM++ 2M Karras", "UniPC", "LCM"])
         XCTAssertEqual(SamplerName.eulerA.schedulerClass.rawValue, "EulerAncestralDiscreteScheduler")
     }
 
