@@ -118,6 +118,10 @@ struct GenerateArguments: ParsableArguments {
     @Option(help: "SDXL refiner: aesthetic score of the negative prompt (default 2.5).") var negativeAestheticScore: Float?
     @Option(help: "A refiner model (folder or file) that takes over the last part of the schedule.") var refiner: String?
     @Option(help: "Fraction of the schedule after which the refiner takes over (default 0.8).") var refinerSwitch: Double = 0.8
+    @Option(help: "Write a preview of the image so far every N steps, to OUTPUT-preview.png (replaced each time).")
+    var preview: Int?
+    @Option(help: "Decode previews with this tiny autoencoder folder (TAESD for SD 1.x/2.x, TAESDXL for SDXL); default: a linear latent-to-RGB approximation.")
+    var previewVae: String?
 
     func validate() throws {
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1 (got \(steps))") }
@@ -136,6 +140,8 @@ struct GenerateArguments: ParsableArguments {
         _ = try sizes()
         if !(refinerSwitch > 0 && refinerSwitch < 1) { throw ValidationError("--refiner-switch must be between 0 and 1 (got \(refinerSwitch))") }
         if let refiner, !FileManager.default.fileExists(atPath: refiner) { throw ValidationError("--refiner: no model at \(refiner)") }
+        if let preview, preview < 1 { throw ValidationError("--preview must be at least 1 step (got \(preview))") }
+        if previewVae != nil && preview == nil { throw ValidationError("--preview-vae needs --preview N") }
     }
 
     /// --original-size, --crop and --target-size as (height, width) and (top, left).
@@ -201,6 +207,13 @@ func runGeneration(model: ModelArguments, args: GenerateArguments, label: String
                                    embeddingsFolder: args.embeddingsDir.map { URL(fileURLWithPath: $0) })
     let generator = Generator(loadOptions: model.loadOptions, networks: networks, capacity: 1, note: { progress.note($0) })
     let loras = try args.lora.map(parseLoRASpec)
+    let previewDecoder = try args.previewVae.map { path -> AutoencoderTiny in
+        guard let tiny = try LatentSpace(vaeFolder: URL(fileURLWithPath: path)).tiny else {
+            throw ValidationError("--preview-vae must be a tiny autoencoder (AutoencoderTiny) folder: \(path)")
+        }
+        return tiny
+    }
+    let previewPath = URL(fileURLWithPath: args.output).deletingPathExtension().path + "-preview.png"
     let total = prompts.count * args.batch
     var written = 0
     for (pi, prompt) in prompts.enumerated() {
@@ -230,10 +243,26 @@ func runGeneration(model: ModelArguments, args: GenerateArguments, label: String
         job.refinerSwitch = args.refinerSwitch
         try prepare(&job)
         let start = Date()
+        var step = 0
+        var writePreview: ((LatentPreview, Tensor) -> Void)?
+        if let every = args.preview { writePreview = { linear, latents in
+            step += 1
+            guard step % every == 0 else { return }
+            let png: PNGImage
+            if let previewDecoder {
+                let first = Tensor(shape: [1] + latents.shape.dropFirst(),
+                                   Array(UnsafeBufferPointer(start: latents.data, count: latents.count / latents.shape[0])))
+                let s = previewDecoder.config.scalingFactor
+                png = pngImage(map(previewDecoder.decode(map(first) { $0 / s })) { min(max($0 * 0.5 + 0.5, 0), 1) }, index: 0)
+            } else {
+                png = linear.image(latents)
+            }
+            do { try png.write(to: previewPath) } catch { progress.note("preview not written: \(error)") }
+        } }
         let images = try generator.generate(job, model: modelPath, progress: { i, n in
             progress.report(step: i, total: n, elapsed: Date().timeIntervalSince(start),
                             detail: prompts.count > 1 ? "prompt \(pi + 1)/\(prompts.count)" : "", final: i == n)
-        })
+        }, preview: writePreview)
         for image in images {
             let path = outputPath(args.output, index: written, total: total)
             try image.png.write(to: path)

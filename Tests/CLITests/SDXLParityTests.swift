@@ -102,4 +102,18 @@ final class SDXLParityTests: XCTestCase {
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("--vae must be an autoencoder folder"), bad.stderr)
     }
+
+    func testPreviewsDecodeWithTheTinyAutoencoder() throws {
+        let dir = try temporaryFolder()
+        let out = dir.appendingPathComponent("p.png"), taesd = models.appendingPathComponent("tiny-taesd").path
+        let r = try ldm(["txt2img", "--model", models.appendingPathComponent("tiny-sd").path, "--prompt", prompt, "--seed", "3",
+                         "--sampler", "euler", "--steps", "4", "--vae", taesd, "--preview", "2", "--preview-vae", taesd,
+                         "--output", out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        // The last preview (step 4) is the final latents through the same decoder: the image itself.
+        let preview = try PNGImage.read(path: dir.appendingPathComponent("p-preview.png").path)
+        XCTAssertEqual(maxDifference(preview, try PNGImage.read(path: out.path)), 0)
+        let bad = try ldm(["txt2img", "--model", models.appendingPathComponent("tiny-sd").path, "--prompt", "x", "--preview", "0"])
+        XCTAssertTrue(bad.stderr.contains("--preview must be at least 1"), bad.stderr)
+    }
 }
