@@ -77,13 +77,15 @@ LCM_SCHEDULER = {
 }
 
 
-def text_config(act, projection_dim=32):
-    return CLIPTextConfig(vocab_size=1114, hidden_size=32, intermediate_size=37, num_hidden_layers=3,
+def text_config(act, projection_dim=32, width=32):
+    # The second encoder is wider than the first, as in SDXL (768 and 1280): diffusers' single-file
+    # loader tells the two apart by width.
+    return CLIPTextConfig(vocab_size=1114, hidden_size=width, intermediate_size=37, num_hidden_layers=3,
                           num_attention_heads=4, max_position_embeddings=77, hidden_act=act,
                           bos_token_id=1112, eos_token_id=1113, pad_token_id=1113, projection_dim=projection_dim)
 
 
-def sdxl_unet(seed, in_channels=4, time_ids=6, cross=64, projection=16):
+def sdxl_unet(seed, in_channels=4, time_ids=6, cross=80, projection=16):
     torch.manual_seed(seed)
     return UNet2DConditionModel(
         sample_size=16, in_channels=in_channels, out_channels=4, layers_per_block=2,
@@ -131,7 +133,7 @@ def build_models(root, tiny_sd):
     torch.manual_seed(1)
     te1 = CLIPTextModel(text_config("quick_gelu")).eval()
     torch.manual_seed(2)
-    te2 = CLIPTextModelWithProjection(text_config("gelu", projection_dim=16)).eval()
+    te2 = CLIPTextModelWithProjection(text_config("gelu", projection_dim=16, width=48)).eval()
     sched = EulerDiscreteScheduler.from_config(SDXL_SCHEDULER)
 
     base = StableDiffusionXLPipeline(vae=vae, text_encoder=te1, text_encoder_2=te2, tokenizer=tokenizer,
@@ -144,7 +146,7 @@ def build_models(root, tiny_sd):
                                                force_zeros_for_empty_prompt=True, add_watermarker=False)
     save_pipeline(inpaint, os.path.join(models, "tiny-sdxl-inpaint"))
     refiner = StableDiffusionXLImg2ImgPipeline(vae=vae, text_encoder=None, text_encoder_2=te2, tokenizer=None,
-                                               tokenizer_2=tokenizer_2, unet=sdxl_unet(5, time_ids=5, cross=32),
+                                               tokenizer_2=tokenizer_2, unet=sdxl_unet(5, time_ids=5, cross=48),
                                                scheduler=sched, requires_aesthetics_score=True,
                                                force_zeros_for_empty_prompt=False, add_watermarker=False)
     save_pipeline(refiner, os.path.join(models, "tiny-sdxl-refiner"))

@@ -26,6 +26,10 @@ Models:
              v-prediction DDIM), BF16 file, with an A1111 .yaml beside it saying parameterization "v"
   sd2-inpaint/ SD2 inpainting (9-channel U-Net, OpenCLIP, ε-prediction like 512-inpainting-ema, no
              .yaml), BF16 file; reference as sd1-inpaint
+  sdxl/      SDXL (tiny-sdxl's configs and weights rounded to F16): CLIP under
+             conditioner.embedders.0.transformer., the projected OpenCLIP encoder (all its layers) under
+             conditioner.embedders.1.model., add_embedding as label_emb; reference:
+             StableDiffusionXLPipeline.from_single_file(config=sdxl/folder), 64x64
   sd1-inpaint/ SD1 inpainting (9-channel U-Net, tiny-sd-inpaint's configs), F16 file; reference:
              StableDiffusionInpaintPipeline.from_single_file(config=sd1-inpaint/folder), DDIM,
              on Tests/Fixtures/pipelines/init.png and mask.png (inpaint-s42.png)
@@ -46,7 +50,7 @@ import diffusers
 import safetensors
 import transformers
 from diffusers import (AutoencoderKL, DDIMScheduler, PNDMScheduler, StableDiffusionInpaintPipeline,
-                       StableDiffusionPipeline, UNet2DConditionModel)
+                       StableDiffusionPipeline, StableDiffusionXLPipeline, UNet2DConditionModel)
 from safetensors.torch import save_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -87,6 +91,8 @@ def unet_name(name, cfg):
         return "input_blocks.0.0." + ".".join(p[1:])
     if p[0] == "time_embedding":
         return ("time_embed.0." if p[1] == "linear_1" else "time_embed.2.") + ".".join(p[2:])
+    if p[0] == "add_embedding":
+        return ("label_emb.0.0." if p[1] == "linear_1" else "label_emb.0.2.") + ".".join(p[2:])
     if p[0] == "conv_norm_out":
         return "out.0." + ".".join(p[1:])
     if p[0] == "conv_out":
@@ -137,6 +143,39 @@ def vae_name(name, n_levels):
     return name
 
 
+def openclip_state_dict(te, pre, projection=None, extra_openclip_block=None, layers=None):
+    """transformers CLIP tensors `te` (names with "text_model.") in OpenCLIP's layout under `pre`."""
+    sd = {}
+    sd[pre + "token_embedding.weight"] = te["text_model.embeddings.token_embedding.weight"]
+    sd[pre + "positional_embedding"] = te["text_model.embeddings.position_embedding.weight"]
+    sd[pre + "ln_final.weight"] = te["text_model.final_layer_norm.weight"]
+    sd[pre + "ln_final.bias"] = te["text_model.final_layer_norm.bias"]
+    width = te["text_model.final_layer_norm.weight"].shape[0]
+    sd[pre + "text_projection"] = (projection if projection is not None
+                                   else torch.randn(width, width, generator=torch.Generator().manual_seed(5)))
+    sd[pre + "logit_scale"] = torch.tensor(4.6052)
+    blocks = list(range(layers)) + ([layers] if extra_openclip_block is not None else [])
+    for i in blocks:
+        if i < layers:
+            g = lambda n: te[f"text_model.encoder.layers.{i}.{n}"]
+        else:
+            g = lambda n: extra_openclip_block[n]
+        b = pre + f"transformer.resblocks.{i}."
+        sd[b + "ln_1.weight"], sd[b + "ln_1.bias"] = g("layer_norm1.weight"), g("layer_norm1.bias")
+        sd[b + "ln_2.weight"], sd[b + "ln_2.bias"] = g("layer_norm2.weight"), g("layer_norm2.bias")
+        sd[b + "attn.in_proj_weight"] = torch.cat([g(f"self_attn.{x}_proj.weight") for x in "qkv"])
+        sd[b + "attn.in_proj_bias"] = torch.cat([g(f"self_attn.{x}_proj.bias") for x in "qkv"])
+        sd[b + "attn.out_proj.weight"], sd[b + "attn.out_proj.bias"] = g("self_attn.out_proj.weight"), g("self_attn.out_proj.bias")
+        sd[b + "mlp.c_fc.weight"], sd[b + "mlp.c_fc.bias"] = g("mlp.fc1.weight"), g("mlp.fc1.bias")
+        sd[b + "mlp.c_proj.weight"], sd[b + "mlp.c_proj.bias"] = g("mlp.fc2.weight"), g("mlp.fc2.bias")
+    return sd
+
+
+def text_tensors(model):
+    return {(k if k.startswith("text_model.") or k.startswith("text_projection") else "text_model." + k): v
+            for k, v in model.state_dict().items() if not k.endswith("position_ids")}
+
+
 def ldm_state_dict(pipe, text_layout, keep_text_model_prefix=True, extra_openclip_block=None):
     sd = {}
     ucfg = pipe.unet.config
@@ -151,7 +190,13 @@ def ldm_state_dict(pipe, text_layout, keep_text_model_prefix=True, extra_opencli
     # transformers 5 names CLIPTextModel's tensors without "text_model."; files have it.
     te = {(k if k.startswith("text_model.") else "text_model." + k): v
           for k, v in pipe.text_encoder.state_dict().items() if not k.endswith("position_ids")}
-    if text_layout == "transformers":
+    if text_layout == "sdxl":
+        for k, v in te.items():
+            sd["conditioner.embedders.0.transformer." + k] = v
+        te2 = text_tensors(pipe.text_encoder_2)
+        sd.update(openclip_state_dict(te2, "conditioner.embedders.1.model.", projection=te2["text_projection.weight"].t(),
+                                      layers=pipe.text_encoder_2.config.num_hidden_layers))
+    elif text_layout == "transformers":
         for k, v in te.items():
             key = k if keep_text_model_prefix else k[len("text_model."):]
             sd["cond_stage_model.transformer." + key] = v
@@ -186,7 +231,7 @@ def ldm_state_dict(pipe, text_layout, keep_text_model_prefix=True, extra_opencli
 
 
 def check_same(reference_pipe, loaded, label):
-    for part in ("unet", "vae", "text_encoder"):
+    for part in ("unet", "vae", "text_encoder") + (("text_encoder_2",) if hasattr(reference_pipe, "text_encoder_2") else ()):
         a = getattr(reference_pipe, part).state_dict()
         b = getattr(loaded, part).state_dict()
         a = {k.replace("text_model.", ""): v for k, v in a.items() if not k.endswith("position_ids")}
@@ -205,6 +250,11 @@ def render(pipe, name, out_dir, **kw):
     from PIL import Image
     Image.fromarray(arr).save(os.path.join(out_dir, name + ".png"))
     print(f"{name}: {arr.shape}")
+
+
+def build_sdxl():
+    return StableDiffusionXLPipeline.from_pretrained(os.path.join(ROOT, "Tests", "Fixtures", "models", "tiny-sdxl"),
+                                                     add_watermarker=False, torch_dtype=torch.float32)
 
 
 def build_sd1():
@@ -289,6 +339,7 @@ def main():
         ("sd2", build_sd2, "openclip", torch.bfloat16, True),
         ("sd1-inpaint", build_sd1_inpaint, "transformers", torch.float16, True),
         ("sd2-inpaint", build_sd2_inpaint, "openclip", torch.bfloat16, True),
+        ("sdxl", build_sdxl, "sdxl", torch.float16, True),
     ]:
         if only and name not in only:
             if name in old_manifest.get("models", {}):
@@ -298,7 +349,7 @@ def main():
         pipe = build()
         folder = os.path.join(OUT, name, "folder")
         # Round the weights to the file's type first, so folder and file hold the same numbers.
-        for part in (pipe.unet, pipe.vae, pipe.text_encoder):
+        for part in (pipe.unet, pipe.vae, pipe.text_encoder) + ((pipe.text_encoder_2,) if name == "sdxl" else ()):
             with torch.no_grad():
                 for p in part.parameters():
                     p.copy_(p.to(dtype).float())
@@ -307,7 +358,8 @@ def main():
         tokenizer_source = {"sd1": os.path.join(TINY, "tokenizer"), "sd1-plain": os.path.join(FAMILIES, "sd1", "tokenizer"),
                             "sd2": os.path.join(ROOT, "Tests", "Fixtures", "models", "tiny-text-gelu", "tokenizer"),
                             "sd1-inpaint": os.path.join(ROOT, "Tests", "Fixtures", "models", "tiny-sd-inpaint", "tokenizer"),
-                            "sd2-inpaint": os.path.join(ROOT, "Tests", "Fixtures", "models", "tiny-text-gelu", "tokenizer")}[name]
+                            "sd2-inpaint": os.path.join(ROOT, "Tests", "Fixtures", "models", "tiny-text-gelu", "tokenizer"),
+                            "sdxl": os.path.join(ROOT, "Tests", "Fixtures", "models", "tiny-sdxl", "tokenizer")}[name]
         shutil.rmtree(os.path.join(folder, "tokenizer"))
         shutil.copytree(tokenizer_source, os.path.join(folder, "tokenizer"))
         extra = None
@@ -337,8 +389,12 @@ def main():
             fixed = {k.replace("cond_stage_model.transformer.", "cond_stage_model.transformer.text_model."): v for k, v in sd.items()}
             save_file(fixed, reference_path)
         cls = StableDiffusionInpaintPipeline if name.endswith("inpaint") else StableDiffusionPipeline
-        loaded = cls.from_single_file(reference_path, config=folder, safety_checker=None,
-                                      requires_safety_checker=False, local_files_only=True)
+        if name == "sdxl":
+            loaded = StableDiffusionXLPipeline.from_single_file(reference_path, config=folder, local_files_only=True,
+                                                                add_watermarker=False, torch_dtype=torch.float32)
+        else:
+            loaded = cls.from_single_file(reference_path, config=folder, safety_checker=None,
+                                          requires_safety_checker=False, local_files_only=True)
         if reference_path != path:
             os.remove(reference_path)
         check_same(pipe, loaded, name)
@@ -348,6 +404,8 @@ def main():
             pipelines = os.path.join(ROOT, "Tests", "Fixtures", "pipelines")
             init, mask = Image.open(os.path.join(pipelines, "init.png")), Image.open(os.path.join(pipelines, "mask.png"))
             render(loaded, "inpaint-s42", os.path.join(OUT, name), image=init, mask_image=mask, width=init.width, height=init.height)
+        elif name == "sdxl":
+            render(loaded, "txt2img-s42", os.path.join(OUT, name), width=64, height=64)
         else:
             render(loaded, "txt2img-s42", os.path.join(OUT, name))
         if name == "sd1-plain":
