@@ -30,16 +30,13 @@ public enum ModelFileInspection {
     }
 
     static func describeCheckpoint(path: String, source: any TensorSource) throws -> String {
-        if source.names.contains(where: { $0.hasPrefix("conditioner.embedders.") }) {
-            return "\(path): SDXL single-file checkpoint (LDM layout; conditioner.embedders.*), \(source.names.count) tensors — "
-                + "SDXL is not supported yet"
-        }
         let c: SingleFileCheckpoint
         do { c = try SingleFileCheckpoint(path: path, configFolder: nil) } catch {
             return "\(path): has single-file checkpoint names, but cannot be read as one: \(error)\n  tensors: \(source.names.count) (\(dtypeCounts(source)))"
         }
         let u = c.unetConfig, t = c.textConfig, v = c.vaeConfig
         var variant = u.inChannels == 9 ? "inpainting (9 input channels)" : "text-to-image"
+        if c.family == .sdxl && c.textConfig2 == nil { variant += ", refiner (one text encoder, aesthetic score)" }
         if source.contains("v_pred") { variant += ", v-prediction (v_pred marker)" }
         let ema = source.names.contains { $0.hasPrefix("model_ema.") && $0 != "model_ema.decay" && $0 != "model_ema.num_updates" }
         var lines = [
@@ -48,6 +45,8 @@ public enum ModelFileInspection {
                 + (u.useLinearProjection ? "linear" : "convolutional") + " projections, \(u.inChannels) in / \(u.outChannels) out channels",
             "  text encoder: " + (c.textLayout == .openCLIP ? "OpenCLIP" : "CLIP") + " \(t.numHiddenLayers) layers × \(t.hiddenSize), "
                 + "vocabulary \(t.vocabSize), \(t.maxPositionEmbeddings) positions (prefix \(c.textPrefix))",
+        ] + (c.textConfig2.map { t2 in ["  text encoder 2: OpenCLIP \(t2.numHiddenLayers) layers × \(t2.hiddenSize), projection \(t2.projectionDim) "
+                + "(prefix \(SingleFileCheckpoint.sdxlText2Prefix))"] } ?? []) + [
             "  VAE: channels \(v.blockOutChannels), \(v.latentChannels) latent channels",
             "  tensors: \(source.names.count) (\(dtypeCounts(source)))" + (ema ? "; EMA weights (model_ema.*) present, not used" : ""),
         ]

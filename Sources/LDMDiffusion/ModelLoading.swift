@@ -4,7 +4,8 @@
 //
 // Which source decides what, for a single file (highest first):
 //   architecture       --config DIR's unet/vae/text_encoder configs, else the tensors' shapes
-//   tokenizer          --config DIR/tokenizer, else the family default (Checkpoints/families/<family>)
+//   tokenizer          --config DIR/tokenizer (and tokenizer_2 for SDXL), else the family default
+//                      (Checkpoints/families/<family>)
 //   scheduler          --config DIR/scheduler, else the family default
 //   prediction type    --prediction, else `parameterization: "v"` in FILE.yaml (A1111: present
 //                      without it means ε), else the scheduler config's
@@ -67,7 +68,9 @@ extension StableDiffusionPipeline {
             configFolder = defaults.appendingPathComponent(checkpoint.family.rawValue)
             checkpoint.notices.forEach(notice)
         }
-        let tokenizer = try CLIPTokenizer.load(folder: configFolder.appendingPathComponent("tokenizer"))
+        // An SDXL refiner's one text encoder is the second (OpenCLIP) one, with the second tokenizer.
+        let refiner = checkpoint.family == .sdxl && checkpoint.textConfig2 == nil
+        let tokenizer = try CLIPTokenizer.load(folder: configFolder.appendingPathComponent(refiner ? "tokenizer_2" : "tokenizer"))
         let textEncoder = try checkpoint.loadTextEncoder()
         guard tokenizer.vocabularySize <= textEncoder.config.vocabSize else {
             throw PipelineError.invalid("\(path): its text encoder has \(textEncoder.config.vocabSize) tokens but the tokenizer in "
@@ -75,12 +78,16 @@ extension StableDiffusionPipeline {
         }
         let unet = try checkpoint.loadUNet()
         let vae = try checkpoint.loadVAE()
-        guard textEncoder.config.hiddenSize == unet.config.crossAttentionDim else {
-            throw PipelineError.invalid("\(path): text encoder width \(textEncoder.config.hiddenSize) does not match the U-Net's "
-                + "cross_attention_dim \(unet.config.crossAttentionDim)")
-        }
         let pipeline = StableDiffusionPipeline(folder: configFolder, tokenizer: tokenizer, textEncoder: textEncoder, unet: unet,
                                                space: .vae(vae))
+        if let second = try checkpoint.loadTextEncoder2() {
+            try pipeline.setSecondTextEncoder(second, tokenizer: CLIPTokenizer.load(folder: configFolder.appendingPathComponent("tokenizer_2")))
+        } else {
+            try pipeline.checkConditioningWidths()
+        }
+        if checkpoint.family == .sdxl {
+            pipeline.forceZerosForEmptyPrompt = (options.config.flatMap { modelIndexFlag($0, "force_zeros_for_empty_prompt") }) ?? !refiner
+        }
         pipeline.modelName = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         var prediction = options.predictionType
         if prediction == nil, checkpoint.source.contains("v_pred") { prediction = "v_prediction" }   // ComfyUI's marker

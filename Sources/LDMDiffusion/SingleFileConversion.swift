@@ -19,13 +19,20 @@ extension SingleFileCheckpoint {
         try? fm.removeItem(at: staging)
         do {
             try fm.createDirectory(at: staging, withIntermediateDirectories: true)
-            let parts: [(String, Module, String, (String) -> StoredLocation, String)] = [
+            // SDXL: the second text encoder as text_encoder_2; a refiner's only one is that too.
+            let refiner = family == .sdxl && textConfig2 == nil
+            let firstText = refiner ? "text_encoder_2" : "text_encoder"
+            var parts: [(String, Module, String, (String) -> StoredLocation, String)] = [
                 ("unet", try UNet2DConditionModel(config: unetConfig), SingleFileMapping.unetPrefix,
                  { SingleFileMapping.unet($0, config: self.unetConfig) }, "diffusion_pytorch_model.safetensors"),
                 ("vae", try AutoencoderKL(config: vaeConfig), SingleFileMapping.vaePrefix,
                  { SingleFileMapping.vae($0, config: self.vaeConfig) }, "diffusion_pytorch_model.safetensors"),
-                ("text_encoder", try CLIPTextModel(config: textConfig), textPrefix, textRule, "model.safetensors"),
+                (firstText, try CLIPTextModel(config: textConfig), textPrefix, textRule, "model.safetensors"),
             ]
+            if let textConfig2 {
+                parts.append(("text_encoder_2", try CLIPTextModel(config: textConfig2), SingleFileCheckpoint.sdxlText2Prefix,
+                              { SingleFileMapping.textEncoder($0, layout: .openCLIP) }, "model.safetensors"))
+            }
             for (name, model, prefix, rule, file) in parts {
                 let folder = staging.appendingPathComponent(name)
                 try fm.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -43,8 +50,10 @@ extension SingleFileCheckpoint {
             }
             try saveConfig(unetConfig, to: staging.appendingPathComponent("unet/config.json"))
             try saveConfig(vaeConfig, to: staging.appendingPathComponent("vae/config.json"))
-            try saveConfig(textConfig, to: staging.appendingPathComponent("text_encoder/config.json"))
-            for part in ["tokenizer", "scheduler"] {
+            try saveConfig(textConfig, to: staging.appendingPathComponent(firstText + "/config.json"))
+            if let textConfig2 { try saveConfig(textConfig2, to: staging.appendingPathComponent("text_encoder_2/config.json")) }
+            let tokenizers = family != .sdxl ? ["tokenizer"] : (refiner ? ["tokenizer_2"] : ["tokenizer", "tokenizer_2"])
+            for part in tokenizers + ["scheduler"] {
                 let from = configFolder.appendingPathComponent(part), to = staging.appendingPathComponent(part)
                 try fm.createDirectory(at: to, withIntermediateDirectories: true)
                 for item in try fm.contentsOfDirectory(atPath: from.path) {
@@ -59,13 +68,24 @@ extension SingleFileCheckpoint {
             }
             let scheduler = (try? JSONSerialization.jsonObject(with: Data(contentsOf: staging.appendingPathComponent("scheduler/scheduler_config.json")))
                 as? [String: Any])?["_class_name"] as? String ?? "PNDMScheduler"
-            let index: [String: Any] = [
+            var index: [String: Any] = [
                 "_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.42.1",
                 "feature_extractor": [NSNull(), NSNull()], "safety_checker": [NSNull(), NSNull()], "requires_safety_checker": false,
                 "scheduler": ["diffusers", scheduler], "text_encoder": ["transformers", "CLIPTextModel"],
                 "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"],
                 "vae": ["diffusers", "AutoencoderKL"],
             ]
+            if family == .sdxl {
+                index["safety_checker"] = nil; index["requires_safety_checker"] = nil
+                index["_class_name"] = refiner ? "StableDiffusionXLImg2ImgPipeline" : "StableDiffusionXLPipeline"
+                index["text_encoder_2"] = ["transformers", "CLIPTextModelWithProjection"]
+                index["tokenizer_2"] = ["transformers", "CLIPTokenizer"]
+                index["force_zeros_for_empty_prompt"] = !refiner
+                if refiner {
+                    index["text_encoder"] = [NSNull(), NSNull()]; index["tokenizer"] = [NSNull(), NSNull()]
+                    index["requires_aesthetics_score"] = true
+                }
+            }
             try JSONSerialization.data(withJSONObject: index, options: [.prettyPrinted, .sortedKeys])
                 .write(to: staging.appendingPathComponent("model_index.json"))
             try fm.moveItem(at: staging, to: out)
@@ -77,7 +97,7 @@ extension SingleFileCheckpoint {
 
 }
 
-/// `ldm convert DIR --to single-file`: a diffusers folder (SD 1.x / 2.x) written as one
+/// `ldm convert DIR --to single-file`: a diffusers folder (SD 1.x / 2.x / SDXL) written as one
 /// LDM-layout `.safetensors`, the reverse of `writeDiffusersFolder` through the same mapping table:
 /// every tensor in its stored element type, moved to its single-file name (VAE attention back to
 /// 1×1 convolutions, SD 2.x's q/k/v fused into `in_proj`, `text_projection` transposed back). What
@@ -101,14 +121,19 @@ public enum SingleFileExport {
         }
         let unetConfig = try loadConfig(UNetConfig.self, from: folder.appendingPathComponent("unet/config.json"))
         let vaeConfig = try loadConfig(VAEConfig.self, from: folder.appendingPathComponent("vae/config.json"))
-        let textConfig = try loadConfig(CLIPTextConfig.self, from: folder.appendingPathComponent("text_encoder/config.json"))
-        guard unetConfig.additionEmbedType == nil else {
-            throw PipelineError.invalid("\(folder.path) is not an SD 1.x/2.x model (its U-Net has added embeddings); only those convert to a single file")
+        let sdxl = unetConfig.takesTextTime
+        let hasFirst = fm.fileExists(atPath: folder.appendingPathComponent("text_encoder/config.json").path)
+        let refiner = sdxl && !hasFirst
+        let textConfig = try loadConfig(CLIPTextConfig.self, from: folder.appendingPathComponent(refiner ? "text_encoder_2/config.json" : "text_encoder/config.json"))
+        guard unetConfig.additionEmbedType == nil || sdxl else {
+            throw PipelineError.invalid("\(folder.path): a U-Net with added embeddings other than SDXL's does not convert to a single file")
         }
         // SD 2.x: OpenCLIP's text encoder (GELU; 1024 wide in the real models), SD 1.x: CLIP's (quick GELU).
-        let sd2 = unetConfig.crossAttentionDim == 1024 || textConfig.hiddenAct == "gelu"
-        let layout: TextEncoderLayout = sd2 ? .openCLIP : .transformers
-        let textPrefix = sd2 ? SingleFileMapping.sd2TextPrefix : SingleFileMapping.sd1TextPrefix
+        // SDXL: CLIP's as embedder 0 and the projected OpenCLIP one as embedder 1 (a refiner: only that, as 0).
+        let sd2 = !sdxl && (unetConfig.crossAttentionDim == 1024 || textConfig.hiddenAct == "gelu")
+        let layout: TextEncoderLayout = sd2 || refiner ? .openCLIP : .transformers
+        let textPrefix = sdxl ? (refiner ? "conditioner.embedders.0.model." : "conditioner.embedders.0.transformer.")
+                              : (sd2 ? SingleFileMapping.sd2TextPrefix : SingleFileMapping.sd1TextPrefix)
         var notices: [String] = []
         var writer = SafeTensorsWriter(metadata: ["format": "pt"])
         var fused: [String: [Int: StoredTensor]] = [:]
@@ -143,12 +168,17 @@ public enum SingleFileExport {
         }
         try add(try weights("unet"), prefix: SingleFileMapping.unetPrefix, rename: { $0 }, rule: { SingleFileMapping.unet($0, config: unetConfig) })
         try add(try weights("vae"), prefix: SingleFileMapping.vaePrefix, rename: { $0 }, rule: { SingleFileMapping.vae($0, config: vaeConfig) })
-        let text = try weights("text_encoder")
-        try add(text, prefix: textPrefix, rename: { name in
+        func textName(_ name: String) -> String? {
             if name.hasSuffix("position_ids") { return nil }
             if name.hasPrefix("text_model.") || name.hasPrefix("text_projection") { return name }
             return "text_model." + name
-        }, rule: { SingleFileMapping.textEncoder($0, layout: layout) })
+        }
+        let text = try weights(refiner ? "text_encoder_2" : "text_encoder")
+        try add(text, prefix: textPrefix, rename: textName, rule: { SingleFileMapping.textEncoder($0, layout: layout) })
+        if sdxl && !refiner {
+            try add(try weights("text_encoder_2"), prefix: "conditioner.embedders.1.model.", rename: textName,
+                    rule: { SingleFileMapping.textEncoder($0, layout: .openCLIP) })
+        }
         if let (name, _) = fused.first { throw PipelineError.invalid("\(folder.path): \(name) is missing some of its q/k/v parts") }
         if sd2 {
             // The block diffusers dropped: zeros in the shapes of the last kept one.

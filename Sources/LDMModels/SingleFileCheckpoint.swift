@@ -63,14 +63,24 @@ public struct SingleFileCheckpoint {
     public var unetConfig: UNetConfig
     public var vaeConfig: VAEConfig
     public var textConfig: CLIPTextConfig
+    /// SDXL: the second (OpenCLIP, projected) text encoder's config; nil otherwise and for a refiner,
+    /// whose only text encoder is the OpenCLIP one (then `textConfig`).
+    public var textConfig2: CLIPTextConfig?
     /// Notes for the user (defaults taken, tensors ignored), one line each.
     public var notices: [String] = []
 
     /// The text encoder's prefix in the file (for transformers' layout it includes "text_model."
     /// when the file has it; some files lack it).
-    public var textPrefix: String { Self.textPrefix(source, textLayout) }
+    public var textPrefix: String { Self.textPrefix(source, textLayout, family: family) }
 
-    static func textPrefix(_ source: any TensorSource, _ layout: TextEncoderLayout) -> String {
+    /// SDXL's second text encoder's prefix.
+    public static let sdxlText2Prefix = "conditioner.embedders.1.model."
+
+    static func textPrefix(_ source: any TensorSource, _ layout: TextEncoderLayout, family: ModelFamily) -> String {
+        if family == .sdxl {
+            // Base: CLIP ViT-L (transformers) first; refiner: only OpenCLIP ViT-bigG, as embedder 0.
+            return layout == .openCLIP ? "conditioner.embedders.0.model." : "conditioner.embedders.0.transformer.text_model."
+        }
         switch layout {
         case .openCLIP: return SingleFileMapping.sd2TextPrefix
         case .transformers:
@@ -95,10 +105,19 @@ public struct SingleFileCheckpoint {
             }
             throw SingleFileError.notACheckpoint(path: path, reason: "it has no \(u)input_blocks.0.0.weight")
         }
-        if names.contains(where: { $0.hasPrefix("conditioner.embedders.") }) || names.contains(u + "label_emb.0.0.weight") {
-            throw SingleFileError.unsupported(path: path, reason: "an SDXL checkpoint; SDXL models are not supported yet")
-        }
-        if names.contains(where: { $0.hasPrefix(SingleFileMapping.sd2TextPrefix) }) {
+        let sdxl = names.contains(where: { $0.hasPrefix("conditioner.embedders.") }) || names.contains(u + "label_emb.0.0.weight")
+        if sdxl {
+            if names.contains(where: { $0.hasPrefix("conditioner.embedders.0.transformer.text_model.") }) {
+                guard names.contains(where: { $0.hasPrefix(Self.sdxlText2Prefix) }) else {
+                    throw SingleFileError.notACheckpoint(path: path, reason: "an SDXL file with no second text encoder (\(Self.sdxlText2Prefix)*)")
+                }
+                textLayout = .transformers
+            } else if names.contains(where: { $0.hasPrefix("conditioner.embedders.0.model.") }) {
+                textLayout = .openCLIP
+            } else {
+                throw SingleFileError.notACheckpoint(path: path, reason: "an SDXL file with no text encoder (conditioner.embedders.*)")
+            }
+        } else if names.contains(where: { $0.hasPrefix(SingleFileMapping.sd2TextPrefix) }) {
             textLayout = .openCLIP
         } else if names.contains(where: { $0.hasPrefix(SingleFileMapping.sd1TextPrefix) }) {
             textLayout = .transformers
@@ -109,16 +128,27 @@ public struct SingleFileCheckpoint {
             throw SingleFileError.notACheckpoint(path: path, reason: "it has no VAE (first_stage_model.*)")
         }
         let context = try Self.contextWidth(source)
-        family = context == 1024 || textLayout == .openCLIP ? .sd2 : .sd1
+        family = sdxl ? .sdxl : (context == 1024 || textLayout == .openCLIP ? .sd2 : .sd1)
 
         if let configFolder {
-            unetConfig = try loadConfig(UNetConfig.self, from: configFolder.appendingPathComponent("unet/config.json"))
-            vaeConfig = try loadConfig(VAEConfig.self, from: configFolder.appendingPathComponent("vae/config.json"))
-            textConfig = try loadConfig(CLIPTextConfig.self, from: configFolder.appendingPathComponent("text_encoder/config.json"))
+            func config<C: Decodable>(_ type: C.Type, _ part: String) throws -> C {
+                try loadConfig(type, from: configFolder.appendingPathComponent(part + "/config.json"))
+            }
+            unetConfig = try config(UNetConfig.self, "unet")
+            vaeConfig = try config(VAEConfig.self, "vae")
+            let refiner = family == .sdxl && textLayout == .openCLIP
+            textConfig = try config(CLIPTextConfig.self, refiner ? "text_encoder_2" : "text_encoder")
+            if family == .sdxl && !refiner { textConfig2 = try config(CLIPTextConfig.self, "text_encoder_2") }
         } else {
-            unetConfig = try Self.inferUNet(source, family: family, path: path)
+            let prefix = Self.textPrefix(source, textLayout, family: family)
+            textConfig = try Self.inferText(source, layout: textLayout, prefix: prefix, path: path, family: family)
+            if family == .sdxl && textLayout == .transformers {
+                textConfig2 = try Self.inferText(source, layout: .openCLIP, prefix: Self.sdxlText2Prefix, path: path, family: family)
+            }
+            let pooled = family == .sdxl ? (textConfig2 ?? textConfig).projectionDim : nil
+            unetConfig = try Self.inferUNet(source, family: family, path: path, pooledWidth: pooled)
             vaeConfig = try Self.inferVAE(source, path: path)
-            textConfig = try Self.inferText(source, layout: textLayout, prefix: Self.textPrefix(source, textLayout), path: path)
+            if family == .sdxl { vaeConfig.scalingFactor = 0.13025; vaeConfig.sampleSize = 1024 }
             notices.append("\(URL(fileURLWithPath: path).lastPathComponent): \(family.displayName) checkpoint; heads, norm groups, "
                 + "prediction type, scheduler and tokenizer are the \(family.displayName) defaults (pass --config DIR to set them)")
         }
@@ -144,6 +174,16 @@ public struct SingleFileCheckpoint {
     public func loadTextEncoder() throws -> CLIPTextModel {
         let model = try CLIPTextModel(config: textConfig)
         try load(model, component: "text_encoder", prefix: textPrefix, rule: textRule)
+        return model
+    }
+
+    /// SDXL: the second text encoder with the file's weights (nil for other families and refiners).
+    public func loadTextEncoder2() throws -> CLIPTextModel? {
+        guard let textConfig2 else { return nil }
+        let model = try CLIPTextModel(config: textConfig2)
+        try load(model, component: "text_encoder_2", prefix: Self.sdxlText2Prefix) {
+            SingleFileMapping.textEncoder($0, layout: .openCLIP)
+        }
         return model
     }
 
@@ -194,7 +234,7 @@ public struct SingleFileCheckpoint {
         }).sorted()
     }
 
-    static func inferUNet(_ s: any TensorSource, family: ModelFamily, path: String) throws -> UNetConfig {
+    static func inferUNet(_ s: any TensorSource, family: ModelFamily, path: String, pooledWidth: Int? = nil) throws -> UNetConfig {
         let p = SingleFileMapping.unetPrefix
         let names = s.names.filter { $0.hasPrefix(p) }
         let convIn = try s.shape(of: p + "input_blocks.0.0.weight")
@@ -215,16 +255,28 @@ public struct SingleFileCheckpoint {
         }
         let linear = try s.shape(of: names.first { $0.hasSuffix(".proj_in.weight") } ?? "").count == 2
         let context = try contextWidth(s)
-        var c = UNetConfig(sampleSize: family == .sd2 ? 96 : 64, inChannels: convIn[1],
+        var c = UNetConfig(sampleSize: [.sd1: 64, .sd2: 96, .sdxl: 128][family]!, inChannels: convIn[1],
                            outChannels: try s.shape(of: p + "out.2.weight")[0],
                            downBlockTypes: attention.map { $0 ? "CrossAttnDownBlock2D" : "DownBlock2D" },
                            upBlockTypes: attention.reversed().map { $0 ? "CrossAttnUpBlock2D" : "UpBlock2D" },
                            blockOutChannels: channels, layersPerBlock: layers[0], normNumGroups: 32,
                            crossAttentionDim: context,
-                           attentionHeadDim: family == .sd2 ? .list(channels.map { max($0 / 64, 1) }) : .one(8),
+                           attentionHeadDim: family == .sd1 ? .one(8) : .list(channels.map { max($0 / 64, 1) }),
                            useLinearProjection: linear)
         c.transformerLayersPerBlock = Set(depth).count == 1 ? .one(depth[0]) : .list(depth)
         if family == .sd2 { c.upcastAttention = true }
+        if family == .sdxl, let pooledWidth {
+            // label_emb.0.0 takes the pooled text embedding and 6 time ids (5 for the refiner) of
+            // addition_time_embed_dim sinusoid features each.
+            let input = try s.shape(of: p + "label_emb.0.0.weight")[1]
+            let rest = input - pooledWidth
+            guard let ids = [6, 5].first(where: { rest > 0 && rest % $0 == 0 && (rest / $0) % 2 == 0 }) else {
+                throw SingleFileError.notACheckpoint(path: path, reason: "its added embedding takes \(input) values, which does not fit a pooled width of \(pooledWidth) and 5 or 6 time ids")
+            }
+            c.additionEmbedType = "text_time"
+            c.additionTimeEmbedDim = rest / ids
+            c.projectionClassEmbeddingsInputDim = input
+        }
         return c
     }
 
@@ -244,7 +296,8 @@ public struct SingleFileCheckpoint {
         return c
     }
 
-    static func inferText(_ s: any TensorSource, layout: TextEncoderLayout, prefix: String, path: String) throws -> CLIPTextConfig {
+    static func inferText(_ s: any TensorSource, layout: TextEncoderLayout, prefix: String, path: String,
+                          family: ModelFamily) throws -> CLIPTextConfig {
         guard !prefix.isEmpty else { return CLIPTextConfig() }
         let names = s.names.filter { $0.hasPrefix(prefix) }
         switch layout {
@@ -263,9 +316,16 @@ public struct SingleFileCheckpoint {
             let blocks = indices(names, prefix + "transformer.resblocks.").count
             let inter = try s.shape(of: prefix + "transformer.resblocks.0.mlp.c_fc.weight")[0]
             // SD 2.x conditions on the penultimate layer: diffusers' text encoder has one layer fewer.
-            var c = CLIPTextConfig(vocabSize: tok[0], hiddenSize: tok[1], intermediateSize: inter, numHiddenLayers: max(blocks - 1, 1),
+            // SDXL keeps every layer (it takes the penultimate state and pools the last).
+            let sdxl = family == .sdxl
+            var c = CLIPTextConfig(vocabSize: tok[0], hiddenSize: tok[1], intermediateSize: inter,
+                                   numHiddenLayers: sdxl ? blocks : max(blocks - 1, 1),
                                    numAttentionHeads: max(tok[1] / 64, 1), maxPositionEmbeddings: pos[0], hiddenAct: "gelu")
-            c.bosTokenId = tok[0] - 2; c.eosTokenId = tok[0] - 1; c.padTokenId = 1; c.projectionDim = 512
+            c.bosTokenId = tok[0] - 2; c.eosTokenId = tok[0] - 1; c.padTokenId = sdxl ? 0 : 1; c.projectionDim = 512
+            if sdxl {
+                c.projectionDim = try s.shape(of: prefix + "text_projection").last ?? tok[1]
+                c.architectures = ["CLIPTextModelWithProjection"]
+            }
             return c
         }
     }
@@ -277,7 +337,9 @@ public struct SingleFileCheckpoint {
         let textPrefix = self.textPrefix
         return source.names.filter { n in
             guard n.hasPrefix(prefix), !used.contains(n) else { return false }
-            if n.hasSuffix("position_ids") || n.hasSuffix("logit_scale") || n.hasSuffix("text_projection") { return false }
+            if n.hasSuffix("position_ids") || n.hasSuffix("logit_scale") || n.hasSuffix("text_projection") || n.hasSuffix(".attn_mask") {
+                return false
+            }
             if n.hasPrefix(SingleFileMapping.vaePrefix + "loss.") { return false }
             if textLayout == .openCLIP && n.hasPrefix(textPrefix) {
                 let body = n.dropFirst(textPrefix.count)

@@ -11,7 +11,7 @@ import LDMService
 
 /// Where the model comes from.
 struct ModelArguments: ParsableArguments {
-    @Option(help: "A diffusers model folder, or a single-file checkpoint (.safetensors or .ckpt, SD 1.x/2.x) (default: the shipped model in Checkpoints/).")
+    @Option(help: "A diffusers model folder, or a single-file checkpoint (.safetensors or .ckpt, SD 1.x/2.x/SDXL) (default: the shipped model in Checkpoints/).")
     var model: String?
 
     @Option(help: "For a single-file --model: a diffusers folder whose configs, tokenizer and scheduler describe it.")

@@ -116,4 +116,35 @@ final class SDXLParityTests: XCTestCase {
         let bad = try ldm(["txt2img", "--model", models.appendingPathComponent("tiny-sd").path, "--prompt", "x", "--preview", "0"])
         XCTAssertTrue(bad.stderr.contains("--preview must be at least 1"), bad.stderr)
     }
+
+    func testSDXLSingleFileMatchesDiffusersFromSingleFileAndConvertsBothWays() throws {
+        let file = fixtures.appendingPathComponent("single-file/sdxl/model.safetensors").path
+        let config = fixtures.appendingPathComponent("single-file/sdxl/folder").path
+        let dir = try temporaryFolder()
+        // diffusers' StableDiffusionXLPipeline.from_single_file(config=folder), guidance 7.5, 5 steps.
+        let out = dir.appendingPathComponent("file.png")
+        let r = try ldm(["txt2img", "--model", file, "--config", config, "--prompt", prompt, "--negative-prompt", "green",
+                         "--steps", "5", "--guidance", "7.5", "--seed", "42", "--width", "64", "--height", "64", "--output", out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let ref = try PNGImage.read(path: fixtures.appendingPathComponent("single-file/sdxl/txt2img-s42.png").path)
+        XCTAssertLessThanOrEqual(maxDifference(try PNGImage.read(path: out.path), ref), 2)
+        let inspect = try ldm(["inspect", file])
+        XCTAssertTrue(inspect.stdout.contains("SDXL single-file checkpoint"), inspect.stdout + inspect.stderr)
+        XCTAssertTrue(inspect.stdout.contains("text encoder 2: OpenCLIP 3 layers × 48, projection 16"), inspect.stdout)
+        // Folder → single file → folder, each drawing tiny-sdxl's image.
+        let single = dir.appendingPathComponent("x.safetensors"), back = dir.appendingPathComponent("back")
+        let folder = models.appendingPathComponent("tiny-sdxl").path
+        XCTAssertEqual(try ldm(["convert", folder, "--to", "single-file", "--out", single.path]).status, 0)
+        XCTAssertEqual(try ldm(["convert", single.path, "--config", folder, "--out", back.path]).status, 0)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: back.appendingPathComponent("text_encoder_2/model.safetensors").path))
+        for (model, extra) in [(single.path, ["--config", folder]), (back.path, [])] {
+            let png = dir.appendingPathComponent("rt.png")
+            let g = try ldm(["txt2img", "--model", model, "--prompt", prompt, "--negative-prompt", "green", "--steps", "5",
+                             "--guidance", "5", "--seed", "42", "--width", "64", "--height", "64", "--output", png.path] + extra)
+            XCTAssertEqual(g.status, 0, g.stderr)
+            XCTAssertLessThanOrEqual(maxDifference(try PNGImage.read(path: png.path),
+                                                   try PNGImage.read(path: references.appendingPathComponent("sdxl-txt2img-euler.png").path)), 2)
+            try? FileManager.default.removeItem(at: png)
+        }
+    }
 }
