@@ -21,6 +21,9 @@ Models written under Tests/Fixtures/models/ (random weights, torch.manual_seed p
                       SD-Turbo / SDXL-Turbo style folders: tiny-sd's / tiny-sdxl's parts (symlinks) with
                       Euler / Euler ancestral at "trailing" timestep spacing.
 
+LoRAs written to Tests/Fixtures/sdxl/ (see make_loras), applied in the references with diffusers'
+load_lora_weights + fuse_lora(lora_scale).
+
 Runs (64x64, seed 42, prompt "a red circle above a blue square", negative "green" unless said),
 written to Tests/Fixtures/sdxl/<name>.png with manifest.json (arguments and versions).
 """
@@ -35,6 +38,7 @@ import numpy as np
 import PIL
 import torch
 from PIL import Image
+from safetensors.torch import save_file
 
 import diffusers
 import safetensors
@@ -211,11 +215,69 @@ def run_list(models):
                      negative=None))
     runs.append(dict(name="lcm-sampler-4", model=m("tiny-sd"), kind="sd", sampler="lcm", steps=4, guidance=1.0,
                      negative=None))
+    runs.append(dict(name="sdxl-lora", model=m("tiny-sdxl"), kind="sdxl", sampler="euler", steps=5, guidance=5.0,
+                     negative=NEGATIVE, lora="sdxl-lora.safetensors", lora_scale=0.8))
+    runs.append(dict(name="lcm-lora-4", model=m("tiny-sd"), kind="sd", sampler="lcm", steps=4, guidance=1.0,
+                     negative=None, lora="lcm-lora.safetensors", lora_scale=1.0))
     runs.append(dict(name="taesd-txt2img", model=m("tiny-sd"), vae=m("tiny-taesd"), kind="sd", sampler="euler",
                      steps=5, guidance=7.5, negative=NEGATIVE))
     runs.append(dict(name="taesd-img2img", model=m("tiny-sd"), vae=m("tiny-taesd"), kind="sd-img2img",
                      sampler="euler", steps=5, guidance=7.5, negative=NEGATIVE, strength=0.6))
     return runs
+
+
+def lora_pair(gen, out_features, in_shape, rank):
+    down = torch.randn((rank,) + tuple(in_shape), generator=gen) * 0.3
+    up = torch.randn((out_features, rank) + ((1, 1) if len(in_shape) == 3 else ()), generator=gen) * 0.3
+    return down, up
+
+
+def make_loras(models, out_dir):
+    """Two kohya-form LoRAs (uniform alpha 2, rank 4, so every reader scales alike):
+    sdxl-lora.safetensors for tiny-sdxl: U-Net modules under LDM names (input_blocks_…), a q_proj of
+      text encoder 1 (lora_te1_) and a v_proj of text encoder 2 (lora_te2_);
+    lcm-lora.safetensors for tiny-sd, as the LCM-LoRA release writes them: diffusers module paths
+      (lora_unet_down_blocks_…) including a LoCon 3x3 resnet conv and a time_emb_proj."""
+    gen = torch.Generator().manual_seed(11)
+    sdxl = StableDiffusionXLPipeline.from_pretrained(m_path(models, "tiny-sdxl"), add_watermarker=False, torch_dtype=torch.float32)
+    tensors = {}
+
+    def add(key, weight):
+        shape = weight.shape
+        in_shape = (shape[1],) if weight.ndim == 2 else (shape[1], shape[2], shape[3])
+        down, up = lora_pair(gen, shape[0], in_shape, 4)
+        tensors[key + ".lora_down.weight"] = down
+        tensors[key + ".lora_up.weight"] = up
+        tensors[key + ".alpha"] = torch.tensor(2.0)
+
+    u = dict(sdxl.unet.named_parameters())
+    # tiny-sdxl: level 1 is input_blocks 4 and 5 (level 0 holds 1, 2 and the downsampler 3).
+    add("lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q", u["down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.weight"])
+    add("lora_unet_input_blocks_4_1_transformer_blocks_0_attn2_to_k", u["down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight"])
+    add("lora_unet_middle_block_1_proj_in", u["mid_block.attentions.0.proj_in.weight"])
+    add("lora_unet_output_blocks_0_1_transformer_blocks_1_ff_net_2", u["up_blocks.0.attentions.0.transformer_blocks.1.ff.net.2.weight"])
+    t1 = {te_name(k): v for k, v in sdxl.text_encoder.named_parameters()}
+    t2 = {te_name(k): v for k, v in sdxl.text_encoder_2.named_parameters()}
+    add("lora_te1_text_model_encoder_layers_0_self_attn_q_proj", t1["text_model.encoder.layers.0.self_attn.q_proj.weight"])
+    add("lora_te2_text_model_encoder_layers_1_self_attn_v_proj", t2["text_model.encoder.layers.1.self_attn.v_proj.weight"])
+    save_file(tensors, os.path.join(out_dir, "sdxl-lora.safetensors"), metadata={"ss_network_module": "networks.lora"})
+
+    sd = StableDiffusionPipeline.from_pretrained(m_path(models, "tiny-sd"), safety_checker=None, requires_safety_checker=False,
+                                                 torch_dtype=torch.float32)
+    tensors = {}
+    u = dict(sd.unet.named_parameters())
+    for name in ["down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q", "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_v",
+                 "down_blocks.0.resnets.0.conv1", "down_blocks.0.resnets.0.time_emb_proj", "up_blocks.1.attentions.1.proj_out"]:
+        add("lora_unet_" + name.replace(".", "_"), u[name + ".weight"])
+    save_file(tensors, os.path.join(out_dir, "lcm-lora.safetensors"), metadata={"ss_network_module": "networks.lora"})
+
+
+def te_name(k):
+    return k if k.startswith("text_model.") or k.startswith("text_projection") else "text_model." + k
+
+
+def m_path(models, name):
+    return os.path.join(models, name)
 
 
 def scheduler_for(folder, sampler):
@@ -241,6 +303,51 @@ def to_png(image, path):
     image.save(path)
 
 
+def with_lora(pipe, r, out_dir):
+    """The LoRA fused into the weights. U-Net modules: diffusers' load_lora_weights + fuse_lora.
+    Text-encoder modules (diffusers 0.42.1 with transformers 5 cannot convert kohya text-encoder
+    keys): W += scale * alpha/rank * up @ down, kohya's formula, on the module the key names — and
+    the U-Net part is checked to equal that formula too."""
+    if "lora" not in r:
+        return pipe
+    from safetensors.torch import load_file
+    path = os.path.join(out_dir, r["lora"])
+    tensors = load_file(path)
+    scale = r["lora_scale"]
+    unet_only = {k: v for k, v in tensors.items() if k.startswith("lora_unet_")}
+    before = {k: v.detach().clone() for k, v in pipe.unet.named_parameters()}
+    pipe.load_lora_weights(unet_only)
+    pipe.fuse_lora(lora_scale=scale)
+    pipe.unload_lora_weights()
+    fused = dict(pipe.unet.named_parameters())
+    encoders = {"lora_te1_": getattr(pipe, "text_encoder", None), "lora_te2_": getattr(pipe, "text_encoder_2", None),
+                "lora_te_": getattr(pipe, "text_encoder", None)}
+    changed = 0
+    for key in [k for k in tensors if k.endswith(".lora_down.weight")]:
+        base = key[: -len(".lora_down.weight")]
+        down, up = tensors[key].float(), tensors[base + ".lora_up.weight"].float()
+        rank = down.shape[0]
+        alpha = float(tensors[base + ".alpha"]) if base + ".alpha" in tensors else rank
+        delta = scale * alpha / rank * (up.flatten(1) @ down.flatten(1))
+        if base.startswith("lora_unet_"):
+            # The parameter that diffusers changed; it must have changed by the formula's delta.
+            names = [n for n in before if not torch.equal(before[n], fused[n].detach()) and n.endswith(".weight")
+                     and fused[n].numel() == delta.numel()
+                     and torch.allclose(fused[n].detach().flatten(1) - before[n].flatten(1), delta.reshape(fused[n].shape).flatten(1),
+                                        atol=1e-5)]
+            assert len(names) >= 1, base
+            changed += 1
+            continue
+        prefix = next(p for p in encoders if base.startswith(p))
+        module = base[len(prefix):]
+        params = {te_name(n).replace(".", "_"): prm for n, prm in encoders[prefix].named_parameters()}
+        prm = params[module + "_weight"]
+        with torch.no_grad():
+            prm.add_(delta.reshape(prm.shape))
+    print(f"{r['name']}: {changed} U-Net modules fused by diffusers equal the formula")
+    return pipe
+
+
 def run(r, out_dir, init, mask):
     g = torch.manual_seed(SEED)
     common = dict(num_inference_steps=r["steps"], guidance_scale=r["guidance"], generator=g)
@@ -250,7 +357,7 @@ def run(r, out_dir, init, mask):
     if kind.startswith("sdxl"):
         cls = {"sdxl": StableDiffusionXLPipeline, "sdxl-img2img": StableDiffusionXLImg2ImgPipeline,
                "sdxl-inpaint": StableDiffusionXLInpaintPipeline, "sdxl-refiner": StableDiffusionXLPipeline}[kind]
-        pipe = cls.from_pretrained(r["model"], add_watermarker=False, torch_dtype=torch.float32)
+        pipe = with_lora(cls.from_pretrained(r["model"], add_watermarker=False, torch_dtype=torch.float32), r, out_dir)
         pipe.scheduler = scheduler_for(r["model"], r["sampler"])
         for key in ("original_size", "target_size"):
             if key in r:
@@ -283,6 +390,7 @@ def run(r, out_dir, init, mask):
         cls = StableDiffusionImg2ImgPipeline if kind == "sd-img2img" else StableDiffusionPipeline
         pipe = cls.from_pretrained(r["model"], safety_checker=None, requires_safety_checker=False,
                                    torch_dtype=torch.float32, **extra)
+        pipe = with_lora(pipe, r, out_dir)
         pipe.scheduler = scheduler_for(r["model"], r["sampler"])
         if kind == "sd-img2img":
             image = pipe(PROMPT, image=init, strength=r["strength"], **common).images[0]
@@ -306,6 +414,8 @@ def main():
     few_step_folder(models, "tiny-sdxl-turbo", "tiny-sdxl", EulerAncestralDiscreteScheduler)
     out_dir = os.path.join(root, "Tests/Fixtures/sdxl")
     os.makedirs(out_dir, exist_ok=True)
+    if not args.only:
+        make_loras(models, out_dir)
     pipelines = os.path.join(root, "Tests/Fixtures/pipelines")
     init = Image.open(os.path.join(pipelines, "init.png")).convert("RGB")
     mask = Image.open(os.path.join(pipelines, "mask.png"))

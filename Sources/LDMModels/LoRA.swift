@@ -2,12 +2,12 @@
 //
 // Formats read:
 //   kohya (sd-scripts, what A1111 and ComfyUI users download): `lora_unet_<module path, "." → "_">`
-//     and `lora_te_…` (SD 1.x/2.x text encoder) with `.lora_down.weight` [r, in(, kh, kw)],
+//     and `lora_te_…` (SD 1.x/2.x text encoder; SDXL: `lora_te1_…`, `lora_te2_…`) with `.lora_down.weight` [r, in(, kh, kw)],
 //     `.lora_up.weight` [out, r(, 1, 1)] and `.alpha` (a scalar; absent = r). The U-Net path is
 //     diffusers' (`down_blocks_0_attentions_0_…`) or the LDM one (`input_blocks_1_1_…`), the latter
 //     mapped through SingleFileMapping. LoCon: 3×3 convolution downs with 1×1 ups.
 //   diffusers / peft: `unet.<path>.lora_A.weight` [r, in], `.lora_B.weight` [out, r] (also
-//     `text_encoder.…`; the older `.lora.down.weight` / `.lora.up.weight`), α from the
+//     `text_encoder.…`, `text_encoder_2.…`; the older `.lora.down.weight` / `.lora.up.weight`), α from the
 //     `lora_adapter_metadata` header entry (`lora_alpha`, `r`, `alpha_pattern`), else α = r.
 //   Refused with one line: LoHa (`hada_*`), LoKr (`lokr_*`), DoRA (`dora_scale`), and others.
 //
@@ -41,7 +41,7 @@ public enum LoRAError: Error, CustomStringConvertible, Equatable {
 
 /// One module's low-rank pair.
 public struct LoRAModule {
-    /// "unet" or "text_encoder".
+    /// "unet", "text_encoder" or "text_encoder_2".
     public var component: String
     /// The diffusers parameter name of the weight it updates (e.g. `down_blocks.0.….to_q.weight`).
     public var target: String
@@ -60,7 +60,7 @@ public struct LoRAFile {
     public let modules: [LoRAModule]
 
     /// Reads and checks `path` against the models it will update (their parameter names).
-    public init(path: String, unet: Module, textEncoder: Module, unetConfig: UNetConfig) throws {
+    public init(path: String, unet: Module, textEncoder: Module, textEncoder2: Module? = nil, unetConfig: UNetConfig) throws {
         self.path = path
         let source = try openTensorFile(path)
         self.source = source
@@ -72,6 +72,7 @@ public struct LoRAFile {
         }
         let unetWeights = Set(unet.namedParameters().map(\.0))
         let textWeights = Set(textEncoder.namedParameters().map { $0.0 })
+        let text2Weights = Set(textEncoder2?.namedParameters().map { $0.0 } ?? [])
         var modules: [LoRAModule] = []
         if names.contains(where: { $0.hasSuffix(".lora_down.weight") }) {
             format = .kohya
@@ -88,6 +89,9 @@ public struct LoRAFile {
                 let key = module.replacingOccurrences(of: ".", with: "_")
                 flat["lora_te_" + key] = ("text_encoder", w)
                 flat["lora_te1_" + key] = ("text_encoder", w)
+            }
+            for w in text2Weights where w.hasSuffix(".weight") {
+                flat["lora_te2_" + w.dropLast(".weight".count).replacingOccurrences(of: ".", with: "_")] = ("text_encoder_2", w)
             }
             for down in names where down.hasSuffix(".lora_down.weight") {
                 let base = String(down.dropLast(".lora_down.weight".count))
@@ -113,13 +117,14 @@ public struct LoRAFile {
                 let up = base + (isA ? ".lora_B.weight" : ".lora.up.weight")
                 guard source.contains(up) else { throw LoRAError.badTensor(path: path, key: down, reason: "has no matching \(up)") }
                 var component = "unet", module = base
-                for (prefix, name) in [("unet.", "unet"), ("text_encoder.", "text_encoder"), ("base_model.model.", "unet")]
+                for (prefix, name) in [("unet.", "unet"), ("text_encoder_2.", "text_encoder_2"), ("text_encoder.", "text_encoder"),
+                                       ("base_model.model.", "unet")]
                 where base.hasPrefix(prefix) {
                     component = name; module = String(base.dropFirst(prefix.count)); break
                 }
                 var target = module + ".weight"
-                let pool = component == "unet" ? unetWeights : textWeights
-                if !pool.contains(target), component == "text_encoder", pool.contains("text_model." + target) { target = "text_model." + target }
+                let pool = component == "unet" ? unetWeights : (component == "text_encoder" ? textWeights : text2Weights)
+                if !pool.contains(target), component != "unet", pool.contains("text_model." + target) { target = "text_model." + target }
                 guard pool.contains(target) else { throw LoRAError.unknownModule(path: path, key: base) }
                 let rank = try source.shape(of: down).first ?? 0
                 let alpha = alphaPattern.first(where: { module.hasSuffix($0.key) })?.value ?? defaultAlpha ?? Float(rank)
@@ -156,9 +161,10 @@ public final class LoRAApplication {
     public init() {}
 
     /// Adds `weight · α/r · up·down` of every module of `file` to the models.
-    public func apply(_ file: LoRAFile, weight: Float, unet: Module, textEncoder: Module) throws {
+    public func apply(_ file: LoRAFile, weight: Float, unet: Module, textEncoder: Module, textEncoder2: Module? = nil) throws {
         let params = Dictionary(uniqueKeysWithValues: unet.namedParameters().map { ("unet/" + $0.0, $0.1) }
-            + textEncoder.namedParameters().map { ("text_encoder/" + $0.0, $0.1) })
+            + textEncoder.namedParameters().map { ("text_encoder/" + $0.0, $0.1) }
+            + (textEncoder2?.namedParameters().map { ("text_encoder_2/" + $0.0, $0.1) } ?? []))
         for m in file.modules {
             guard let p = params[m.component + "/" + m.target] else { throw LoRAError.unknownModule(path: file.path, key: m.target) }
             let downShape = try file.source.shape(of: m.down), upShape = try file.source.shape(of: m.up)

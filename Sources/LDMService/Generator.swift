@@ -198,7 +198,8 @@ public final class Generator: @unchecked Sendable {
             + (try tags.map { (try m.loras.path(named: $0.name), $0.weight, $0.name, false) })
         for (path, weight, name, given) in requested {
             let file = try m.loras.file(path)
-            try applied.apply(file, weight: weight, unet: pipeline.unet, textEncoder: pipeline.textEncoder)
+            try applied.apply(file, weight: weight, unet: pipeline.unet, textEncoder: pipeline.textEncoder,
+                              textEncoder2: pipeline.textEncoder2)
             note("LoRA \(name) at \(String(format: "%g", weight)): \(file.summary)")
             if let hash = try? m.loras.shortHash(path) { loraHashes.append(networkLabel(name) + ": " + hash) }
             if given { loraLabels.append(name + ":" + String(format: "%g", weight)) }

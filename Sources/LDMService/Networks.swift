@@ -80,7 +80,8 @@ public final class LoRAResolver {
     public func file(_ path: String) throws -> LoRAFile {
         if let f = cache[path] { return f }
         guard FileManager.default.fileExists(atPath: path) else { throw GenerationError("no LoRA file at \(path)") }
-        let f = try LoRAFile(path: path, unet: pipeline.unet, textEncoder: pipeline.textEncoder, unetConfig: pipeline.unet.config)
+        let f = try LoRAFile(path: path, unet: pipeline.unet, textEncoder: pipeline.textEncoder,
+                               textEncoder2: pipeline.textEncoder2, unetConfig: pipeline.unet.config)
         cache[path] = f
         return f
     }

@@ -147,4 +147,13 @@ final class SDXLParityTests: XCTestCase {
             try? FileManager.default.removeItem(at: png)
         }
     }
+
+    func testSDXLLoRAAndLCMLoRAMatchDiffusers() throws {
+        let r = try check("sdxl-lora", model: "tiny-sdxl", guided + ["--negative-prompt", "green", "--sampler", "euler", "--lora",
+                                                                     references.appendingPathComponent("sdxl-lora.safetensors").path + ":0.8"])
+        XCTAssertTrue(r.stderr.contains("text_encoder_2: 1 modules"), r.stderr)
+        // LCM-LoRA: an ordinary U-Net, the LoRA, the LCM sampler at guidance 1.
+        _ = try check("lcm-lora-4", model: "tiny-sd", ["--sampler", "lcm", "--steps", "4", "--guidance", "1", "--lora",
+                                                        references.appendingPathComponent("lcm-lora.safetensors").path])
+    }
 }
