@@ -20,6 +20,13 @@ public struct ModelTiming: Codable, Sendable {
     /// Peak resident set size of the process so far (VmHWM).
     public var peakResidentBytes: Int
     public var blas: String
+
+    public init(network: String, shape: String, parameters: Int, secondsPerCall: Double, bestSeconds: Double, calls: Int,
+                peakTensorBytes: Int, peakResidentBytes: Int, blas: String) {
+        self.network = network; self.shape = shape; self.parameters = parameters; self.secondsPerCall = secondsPerCall
+        self.bestSeconds = bestSeconds; self.calls = calls; self.peakTensorBytes = peakTensorBytes
+        self.peakResidentBytes = peakResidentBytes; self.blas = blas
+    }
 }
 
 /// Fills a model with small random weights (timing does not depend on their values, but keeps them finite).
@@ -53,8 +60,16 @@ public func benchmarkUNet(_ unet: UNet2DConditionModel, latent: Int, batch: Int,
     let c = unet.config
     let x = Tensor(shape: [batch, c.inChannels, latent, latent], rng.normal(count: batch * c.inChannels * latent * latent))
     let ctx = Tensor(shape: [batch, 77, c.crossAttentionDim], rng.normal(count: batch * 77 * c.crossAttentionDim))
+    var added = UNetAddedConditions()
+    if c.takesTextTime, let a = c.additionTimeEmbedDim, let p = c.projectionClassEmbeddingsInputDim {
+        // SDXL: pooled text embedding and 6 time ids (1024², no crop).
+        let ids = 6, pooled = p - ids * a
+        added.textEmbeds = Tensor(shape: [batch, pooled], rng.normal(count: batch * pooled))
+        added.timeIds = Tensor(shape: [batch, ids], (0..<batch).flatMap { _ in [1024, 1024, 0, 0, 1024, 1024] })
+    }
+    if let d = c.timeCondProjDim { added.timestepCond = UNet2DConditionModel.guidanceEmbedding(Array(repeating: 7.5, count: batch), dim: d) }
     return time("unet", shape: "latent \(latent)×\(latent), batch \(batch)", parameters: unet.parameterCount, calls: calls) {
-        _ = unet(x, timesteps: Array(repeating: 500, count: batch), context: ctx)
+        _ = unet(x, timesteps: Array(repeating: 500, count: batch), context: ctx, added: added)
     }
 }
 

@@ -110,6 +110,42 @@ public enum KnownArchitectures {
     public static var sd15Text: CLIPTextConfig {
         CLIPTextConfig(vocabSize: 49408, hiddenSize: 768, intermediateSize: 3072, numHiddenLayers: 12, numAttentionHeads: 12)
     }
+    /// Stable Diffusion 2.x U-Net (SD 2.1, SD-Turbo): heads of 64 channels, context 1024, linear projections.
+    public static func sd21UNet(sampleSize: Int = 96) -> UNetConfig {
+        UNetConfig(sampleSize: sampleSize, crossAttentionDim: 1024, attentionHeadDim: .list([5, 10, 20, 20]), useLinearProjection: true)
+    }
+    /// OpenCLIP ViT-H/14's text transformer as SD 2.x keeps it: 1024 wide, 23 layers, 16 heads, GELU.
+    public static var sd21Text: CLIPTextConfig {
+        var c = CLIPTextConfig(vocabSize: 49408, hiddenSize: 1024, intermediateSize: 4096, numHiddenLayers: 23,
+                               numAttentionHeads: 16, hiddenAct: "gelu")
+        c.padTokenId = 0; c.projectionDim = 512
+        return c
+    }
+    /// SDXL's U-Net: 320/640/1280, transformer depths 0/2/10, heads of 64 channels, context 2048,
+    /// pooled 1280 + 6 time ids × 256 (2.6 B parameters).
+    public static func sdxlUNet(sampleSize: Int = 128) -> UNetConfig {
+        var c = UNetConfig(sampleSize: sampleSize,
+                           downBlockTypes: ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+                           upBlockTypes: ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+                           blockOutChannels: [320, 640, 1280], crossAttentionDim: 2048, attentionHeadDim: .list([5, 10, 20]),
+                           useLinearProjection: true)
+        c.transformerLayersPerBlock = .list([1, 2, 10])
+        c.additionEmbedType = "text_time"
+        c.additionTimeEmbedDim = 256
+        c.projectionClassEmbeddingsInputDim = 2816
+        return c
+    }
+    /// SDXL's second text encoder: OpenCLIP ViT-bigG/14, 1280 wide, 32 layers, 20 heads, projected to 1280.
+    public static var sdxlText2: CLIPTextConfig {
+        var c = CLIPTextConfig(vocabSize: 49408, hiddenSize: 1280, intermediateSize: 5120, numHiddenLayers: 32,
+                               numAttentionHeads: 20, hiddenAct: "gelu")
+        c.padTokenId = 0; c.projectionDim = 1280; c.architectures = ["CLIPTextModelWithProjection"]
+        return c
+    }
+    /// SDXL's VAE: SD's architecture with scaling factor 0.13025.
+    public static var sdxlVAE: VAEConfig { VAEConfig(sampleSize: 1024, scalingFactor: 0.13025) }
+    /// TAESD / TAESDXL: the tiny autoencoder's defaults (64 channels, f = 8).
+    public static var taesd: AutoencoderTinyConfig { AutoencoderTinyConfig() }
 }
 
 /// 1234567 → "1,234,567".

@@ -5,6 +5,7 @@ import ArgumentParser
 import Foundation
 import LDMBench
 import LDMCore
+import LDMDiffusion
 import LDMModels
 import LDMTraining
 
@@ -28,17 +29,33 @@ struct BenchCommand: ParsableCommand {
     struct ModelChoice: ParsableArguments {
         @Option(help: "A diffusers model folder.")
         var model: String?
-        @Option(help: "A known architecture with random weights instead of a folder: sd15.")
+        @Option(help: "A known architecture with random weights instead of a folder: \(Self.architectures.joined(separator: ", ")).")
         var architecture: String?
+        static let architectures = ["sd15", "sd21-turbo", "sdxl", "sdxl-turbo"]
         @Option(help: "Timed calls (after one warm-up call).")
         var calls: Int = 2
 
         func validate() throws {
-            if (model == nil) == (architecture == nil) { throw ValidationError("give either --model DIR or --architecture sd15") }
-            if let architecture, architecture != "sd15" { throw ValidationError("unknown architecture \(architecture) (known: sd15)") }
+            if (model == nil) == (architecture == nil) { throw ValidationError("give either --model DIR or --architecture NAME") }
+            if let architecture, !Self.architectures.contains(architecture) {
+                throw ValidationError("unknown architecture \(architecture) (known: \(Self.architectures.joined(separator: ", ")))")
+            }
             if calls < 1 { throw ValidationError("--calls must be at least 1") }
         }
         var folder: URL? { model.map { URL(fileURLWithPath: $0) } }
+
+        /// The random-weight configs of --architecture: U-Net, text encoder(s), VAE.
+        var sdxl: Bool { architecture?.hasPrefix("sdxl") ?? false }
+        var unetConfig: UNetConfig {
+            switch architecture {
+            case "sd21-turbo": return KnownArchitectures.sd21UNet(sampleSize: 64)
+            case "sdxl": return KnownArchitectures.sdxlUNet()
+            case "sdxl-turbo": return KnownArchitectures.sdxlUNet(sampleSize: 64)
+            default: return KnownArchitectures.sd15UNet
+            }
+        }
+        var textConfig: CLIPTextConfig { architecture == "sd21-turbo" ? KnownArchitectures.sd21Text : KnownArchitectures.sd15Text }
+        var vaeConfig: VAEConfig { sdxl ? KnownArchitectures.sdxlVAE : KnownArchitectures.sd15VAE }
 
         /// The network `component` of --model, or the --architecture one with random weights.
         func network<C: Decodable, M: Module>(_ component: String, _ type: C.Type, architecture: C,
@@ -78,7 +95,7 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "Batch (2 = one guided step).") var batch: Int = 2
 
         func run() throws {
-            let unet = try choice.network("unet", UNetConfig.self, architecture: KnownArchitectures.sd15UNet,
+            let unet = try choice.network("unet", UNetConfig.self, architecture: choice.unetConfig,
                                           build: UNet2DConditionModel.init(config:))
             let t = benchmarkUNet(unet, latent: latent, batch: batch, calls: choice.calls)
             print(t.summary)
@@ -101,7 +118,7 @@ struct BenchCommand: ParsableCommand {
         }
 
         func run() throws {
-            let vae = try choice.network("vae", VAEConfig.self, architecture: KnownArchitectures.sd15VAE,
+            let vae = try choice.network("vae", VAEConfig.self, architecture: choice.vaeConfig,
                                          build: AutoencoderKL.init(config:))
             let tiling = tile.map { TiledDecoding(tile: $0, overlap: overlap) }
             var results = [benchmarkVAEDecode(vae, size: size, batch: batch, calls: choice.calls, tiling: tiling)]
@@ -118,7 +135,7 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "Prompts per call (2 = prompt + negative prompt).") var batch: Int = 2
 
         func run() throws {
-            let text = try choice.network("text_encoder", CLIPTextConfig.self, architecture: KnownArchitectures.sd15Text,
+            let text = try choice.network("text_encoder", CLIPTextConfig.self, architecture: choice.textConfig,
                                           build: CLIPTextModel.init(config:))
             let t = try benchmarkText(text, batch: batch, calls: choice.calls)
             print(t.summary)
@@ -129,12 +146,16 @@ struct BenchCommand: ParsableCommand {
     struct Image: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "image",
-            abstract: "Seconds and peak memory of one whole image: text encoder, guided DPM++ 2M steps, VAE decode.")
+            abstract: "Seconds and peak memory of one whole image: text encoder(s), denoising steps, VAE decode.",
+            discussion: "sd15: guided DPM++ 2M steps on the networks alone. sd21-turbo, sdxl, sdxl-turbo: the library's pipeline "
+                + "(tokenizers of Checkpoints/families; Euler for sd21-turbo and Euler a for sdxl-turbo at trailing spacing, "
+                + "Euler for sdxl).")
         @OptionGroup var choice: ModelChoice
         @OptionGroup var output: Output
         @Option(help: "Image height and width in pixels.") var size: Int = 512
         @Option(help: "Denoising steps.") var steps: Int = 20
-        @Option(help: "Classifier-free guidance scale.") var guidance: Float = 7.5
+        @Option(help: "Classifier-free guidance scale (≤ 1: no guidance batch).") var guidance: Float = 7.5
+        @Option(help: "Decoder: the model's VAE, or taesd (a random-weight tiny autoencoder), or a VAE folder.") var vae: String?
 
         func validate() throws {
             if steps < 1 { throw ValidationError("--steps must be at least 1") }
@@ -142,6 +163,7 @@ struct BenchCommand: ParsableCommand {
         }
 
         func run() throws {
+            if choice.architecture != "sd15" || vae != nil { return try runPipeline() }
             let text = try choice.network("text_encoder", CLIPTextConfig.self, architecture: KnownArchitectures.sd15Text,
                                           build: CLIPTextModel.init(config:))
             let unet = try choice.network("unet", UNetConfig.self, architecture: KnownArchitectures.sd15UNet,
@@ -162,6 +184,78 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
+}
+
+extension BenchCommand.Image {
+    /// A whole image through the library's pipeline, from a model folder or random-weight networks.
+    func runPipeline() throws {
+        let progress = ProgressReporter(label: "bench image")
+        let pipeline: StableDiffusionPipeline
+        var sampler: SamplerName? = nil
+        if let folder = choice.folder {
+            pipeline = try StableDiffusionPipeline.load(model: folder.path)
+        } else {
+            let families = URL(fileURLWithPath: "Checkpoints/families")
+            let family = choice.sdxl ? "sdxl" : (choice.architecture == "sd21-turbo" ? "sd2" : "sd1")
+            let dir = families.appendingPathComponent(family)
+            guard FileManager.default.fileExists(atPath: dir.path) else {
+                throw ValidationError("run from the repository: the tokenizers come from \(dir.path)")
+            }
+            progress.note("building \(choice.architecture ?? "") with random weights")
+            func random<M: Module>(_ m: M) -> M { randomize(m, seed: 0); return m }
+            let text = random(try CLIPTextModel(config: choice.textConfig))
+            let unet = random(try UNet2DConditionModel(config: choice.unetConfig))
+            let vae = random(try AutoencoderKL(config: choice.vaeConfig))
+            let tokenizer = try CLIPTokenizer.load(folder: dir.appendingPathComponent("tokenizer"))
+            pipeline = StableDiffusionPipeline(folder: dir, tokenizer: tokenizer, textEncoder: text, unet: unet, space: .vae(vae))
+            if choice.sdxl {
+                try pipeline.setSecondTextEncoder(random(try CLIPTextModel(config: KnownArchitectures.sdxlText2)),
+                                                  tokenizer: CLIPTokenizer.load(folder: dir.appendingPathComponent("tokenizer_2")))
+            }
+            let turbo = choice.architecture?.hasSuffix("turbo") ?? false
+            var config: [String: Any] = ["_class_name": choice.architecture == "sdxl-turbo" ? "EulerAncestralDiscreteScheduler" : "EulerDiscreteScheduler",
+                                         "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "steps_offset": 1,
+                                         "timestep_spacing": turbo ? "trailing" : "leading"]
+            config["prediction_type"] = "epsilon"
+            pipeline.schedulerConfigOverride = try JSONSerialization.data(withJSONObject: config)
+            sampler = nil
+        }
+        if let vae {
+            if vae == "taesd" {
+                let tiny = try AutoencoderTiny(config: KnownArchitectures.taesd)
+                randomize(tiny, seed: 0)
+                try pipeline.replaceAutoencoder(.tiny(tiny))
+            } else {
+                try pipeline.replaceAutoencoder(LatentSpace(vaeFolder: URL(fileURLWithPath: vae)))
+            }
+        }
+        var r = GenerationRequest(prompt: "a photograph of an astronaut riding a horse on the moon")
+        r.steps = steps
+        r.guidance = guidance
+        r.sampler = sampler
+        r.width = size
+        r.height = size
+        r.rng = .swift
+        MemoryStatistics.resetPeak()
+        let start = DispatchTime.now().uptimeNanoseconds
+        _ = try pipeline.generate(r, progress: { i, n in
+            progress.report(step: i, total: n, elapsed: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, final: i == n)
+        })
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let parameters = pipeline.textEncoders.reduce(0) { $0 + $1.encoder.parameterCount } + pipeline.unet.parameterCount
+            + (pipeline.space.vae?.decoder.parameterCount ?? pipeline.space.tiny?.decoder.parameterCount ?? 0)
+        let decoder = pipeline.space.tiny != nil ? "tiny autoencoder" : "VAE"
+        let t = ModelTiming(network: "image", shape: "\(choice.architecture ?? "model") \(size)×\(size), \(steps) steps, guidance "
+                                + String(format: "%g", guidance) + ", \(decoder) decode",
+                            parameters: parameters, secondsPerCall: seconds, bestSeconds: seconds, calls: 1,
+                            peakTensorBytes: MemoryStatistics.peakBytes, peakResidentBytes: MemoryStatistics.peakResidentBytes,
+                            blas: blasDescription)
+        print(t.summary)
+        try output.write(t)
+    }
+}
+
+extension BenchCommand {
     struct Train: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "train",
