@@ -60,7 +60,7 @@ let package = Package(
         ], swiftSettings: optimise),
 
         // The fuzzing harnesses: a stub in ordinary builds; `make fuzz` builds the real thing.
-        .executableTarget(name: "ldm-fuzz", dependencies: ["LDMIO", "LDMModels", "LDMServe"], path: "Fuzz",
+        .executableTarget(name: "ldm-fuzz", dependencies: ["LDMIO", "LDMModels", "LDMDiffusion", "LDMServe"], path: "Fuzz",
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
 
         .testTarget(name: "LDMCoreTests", dependencies: ["LDMCore"]),

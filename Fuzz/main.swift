@@ -10,6 +10,7 @@
 // hands libFuzzer's driver (LLVMFuzzerRunDriver, looked up at run time) the harness.
 
 import Foundation
+import LDMDiffusion
 import LDMIO
 import LDMModels
 import LDMServe
@@ -60,9 +61,11 @@ func runOne(_ bytes: UnsafeBufferPointer<UInt8>) {
             for name in file.names.prefix(8) { _ = try? file.floatArray(name) }
         }
     case "config":
-        _ = try? JSONDecoder().decode(UNetConfig.self, from: data)
-        _ = try? JSONDecoder().decode(VAEConfig.self, from: data)
+        if let c = try? JSONDecoder().decode(UNetConfig.self, from: data) { _ = try? c.validate() }
+        if let c = try? JSONDecoder().decode(VAEConfig.self, from: data) { _ = try? c.validate() }
         if let c = try? JSONDecoder().decode(CLIPTextConfig.self, from: data) { _ = try? c.validate() }
+        if let c = try? JSONDecoder().decode(AutoencoderTinyConfig.self, from: data) { _ = try? c.validate() }
+        if var s = try? makeScheduler(configJSON: data, sampler: nil) { _ = try? s.setTimesteps(4) }
     case "embedding":
         _ = try? TextualInversion(path: asFile(bytes, "safetensors"))
     case "lora":

@@ -179,10 +179,23 @@ public struct UNetConfig: Codable, Equatable, Sendable {
         if convOutKernel != 3 { throw bad("conv_out_kernel", convOutKernel) }
         if let timeCondProjDim, !(1...65536).contains(timeCondProjDim) { throw bad("time_cond_proj_dim", timeCondProjDim) }
         if let encoderHidDim { throw bad("encoder_hid_dim", encoderHidDim) }
+        // Sizes: positive and bounded, so a config cannot ask for unbounded memory or divide by zero.
+        if levels > 8 { throw bad("block_out_channels", blockOutChannels) }
+        for c in blockOutChannels where !(1...16384).contains(c) { throw bad("block_out_channels", blockOutChannels) }
+        for (key, v, limit) in [("in_channels", inChannels, 64), ("out_channels", outChannels, 64), ("norm_num_groups", normNumGroups, 16384),
+                                ("cross_attention_dim", crossAttentionDim, 65536), ("sample_size", sampleSize, 4096),
+                                ("downsample_padding", downsamplePadding + 1, 8)]
+        where !(1...limit).contains(v) { throw bad(key, v) }
         for (key, v) in [("layers_per_block", layersPerBlock), ("attention_head_dim", attentionHeadDim),
                          ("transformer_layers_per_block", transformerLayersPerBlock)] where v.perBlock(levels).count != levels {
             throw bad(key, v)
         }
+        for (key, v, limit) in [("layers_per_block", layersPerBlock, 64), ("transformer_layers_per_block", transformerLayersPerBlock, 64)]
+        where v.perBlock(levels).contains(where: { !(1...limit).contains($0) }) {
+            throw bad(key, v)
+        }
+        if let n = numAttentionHeads, n.perBlock(levels).count != levels { throw bad("num_attention_heads", n) }
+        for h in heads where !(1...1024).contains(h) { throw bad("attention_head_dim", heads) }
         for (i, c) in blockOutChannels.enumerated() {
             if c % normNumGroups != 0 { throw bad("norm_num_groups", "\(normNumGroups) for \(c) channels") }
             if c % heads[i] != 0 { throw bad("attention_head_dim", "\(heads[i]) heads for \(c) channels") }

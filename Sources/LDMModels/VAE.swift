@@ -85,6 +85,12 @@ public struct VAEConfig: Codable, Equatable, Sendable {
             throw bad("up_block_types", upBlockTypes)
         }
         if actFn != "silu" { throw bad("act_fn", actFn) }
+        // Sizes: positive and bounded, so a config cannot ask for unbounded memory or divide by zero.
+        if blockOutChannels.count > 8 { throw bad("block_out_channels", blockOutChannels) }
+        for ch in blockOutChannels where !(1...8192).contains(ch) { throw bad("block_out_channels", blockOutChannels) }
+        for (key, v, limit) in [("norm_num_groups", normNumGroups, 8192), ("layers_per_block", layersPerBlock, 64),
+                                ("latent_channels", latentChannels, 1024), ("in_channels", inChannels, 64), ("out_channels", outChannels, 64)]
+        where !(1...limit).contains(v) { throw bad(key, v) }
         for ch in blockOutChannels where ch % normNumGroups != 0 { throw bad("norm_num_groups", "\(normNumGroups) for \(ch) channels") }
     }
 

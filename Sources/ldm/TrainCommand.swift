@@ -12,8 +12,8 @@ import LDMTraining
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "train", abstract: "Train the VAE, or the U-Net with its text encoder.",
-        subcommands: [VAE.self, UNet.self])
+        commandName: "train", abstract: "Train the VAE, the U-Net with its text encoder, or a LoRA for any model.",
+        subcommands: [VAE.self, UNet.self, LoRA.self])
 
     /// Options every training run has.
     struct RunOptions: ParsableArguments {

@@ -1,0 +1,125 @@
+// LoRA training: gradients of A and B against finite differences of the loss, the exported files
+// (kohya and peft) read back by the LoRA loader as the trained update, and resume equality.
+import XCTest
+import Foundation
+import LDMCore
+import LDMIO
+import LDMModels
+import LDMDiffusion
+@testable import LDMTraining
+
+final class LoRATrainingTests: XCTestCase {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    var tiny: String { root.appendingPathComponent("Tests/Fixtures/models/tiny-sd").path }
+
+    func temporary() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("lora-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+
+    /// Two 64×64 pictures with captions.
+    func dataset() throws -> URL {
+        let dir = try temporary().appendingPathComponent("data")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for (i, caption) in ["a red circle", "a blue square"].enumerated() {
+            var pixels = [UInt8](repeating: 0, count: 64 * 64 * 3)
+            for p in 0..<64 * 64 { pixels[p * 3 + i * 2] = UInt8((p * 7 + i * 50) % 256); pixels[p * 3 + 1] = UInt8(p % 64 * 4) }
+            try PNGImage(width: 64, height: 64, channels: 3, pixels: pixels).write(to: dir.appendingPathComponent("\(i).png").path)
+            try caption.write(to: dir.appendingPathComponent("\(i).txt"), atomically: true, encoding: .utf8)
+        }
+        return dir
+    }
+
+    func trainer(_ config: LoRATrainingConfig, run: URL? = nil) throws -> LoRATrainer {
+        let pipeline = try StableDiffusionPipeline.load(model: tiny)
+        let data = try FolderImageDataset(directory: try dataset().path, size: 64)
+        return try LoRATrainer(config: config, pipeline: pipeline, dataset: data, captions: ["a red circle", "a blue square"],
+                               runFolder: try run ?? temporary().appendingPathComponent("run"))
+    }
+
+    func testGradientsOfAAndBMatchFiniteDifferences() throws {
+        var c = LoRATrainingConfig()
+        c.rank = 2; c.alpha = 3; c.targets = ["unet", "text"]; c.conv = true; c.batchSize = 2; c.captionDropout = 0
+        let t = try trainer(c)
+        // B = 0 makes ∂L/∂A vanish: give B values first.
+        var random = SwiftRandomSource(seed: 5)
+        for target in t.targets {
+            let u = random.normal(count: target.up.value.count)
+            for i in 0..<u.count { target.up.value.data[i] = 0.05 * u[i] }
+        }
+        _ = try t.lossAndGradients()
+        let picks = [t.targets.first { $0.weightName.hasSuffix("attn2.to_k.weight") }!,
+                     t.targets.first { $0.weightName.hasSuffix("conv1.weight") }!,
+                     t.targets.first { $0.component == "text_encoder" && $0.weightName.hasSuffix("q_proj.weight") }!]
+        var checked = 0
+        for target in picks {
+            for p in [target.down, target.up] {
+                let analytic = Array(UnsafeBufferPointer(start: p.grad!.data, count: p.grad!.count))
+                // The two largest-gradient entries of this tensor.
+                for i in analytic.indices.sorted(by: { abs(analytic[$0]) > abs(analytic[$1]) }).prefix(2) {
+                    let saved = p.value.data[i], h: Float = 0.02
+                    p.value.data[i] = saved + h
+                    let plus = try t.lossAndGradients(gradients: false)
+                    p.value.data[i] = saved - h
+                    let minus = try t.lossAndGradients(gradients: false)
+                    p.value.data[i] = saved
+                    let numeric = (plus - minus) / Double(2 * h)
+                    XCTAssertEqual(numeric, Double(analytic[i]), accuracy: 0.03 * abs(numeric) + 2e-6,
+                                   "\(target.weightName) \(p === target.down ? "down" : "up")[\(i)]")
+                    checked += 1
+                }
+            }
+        }
+        XCTAssertEqual(checked, 12)
+    }
+
+    func testExportedFilesCarryTheTrainedUpdateAndResumeIsExact() throws {
+        var c = LoRATrainingConfig()
+        c.rank = 4; c.alpha = 2; c.targets = ["unet", "text"]; c.steps = 2; c.batchSize = 1; c.learningRate = 1e-2; c.warmupSteps = 0
+        c.checkpointEvery = 1
+        let run = try temporary().appendingPathComponent("run")
+        let a = try trainer(c, run: run)
+        _ = try a.trainStep(); try a.checkpoint()
+        _ = try a.trainStep()
+        // A second trainer resumed from step 1 reaches the same A and B at step 2.
+        let b = try trainer(c, run: run)
+        XCTAssertEqual(try b.resume(), 1)
+        _ = try b.trainStep()
+        for (x, y) in zip(a.targets, b.targets) {
+            for (p, q) in [(x.down, y.down), (x.up, y.up)] {
+                XCTAssertEqual(Array(UnsafeBufferPointer(start: p.value.data, count: p.value.count)),
+                               Array(UnsafeBufferPointer(start: q.value.data, count: q.value.count)), x.weightName)
+            }
+        }
+        XCTAssertTrue(a.targets.contains { t in (0..<t.up.value.count).contains { t.up.value.data[$0] != 0 } }, "B moved from zero")
+        // Both formats, read by the loader and applied at weight 1, give W₀ + (α/r)·B·A.
+        let dir = try temporary()
+        for format in [LoRAFile.Format.kohya, .peft] {
+            let url = dir.appendingPathComponent("\(format.rawValue).safetensors")
+            try a.export(to: url, format: format, dtype: .f32)
+            let fresh = try StableDiffusionPipeline.load(model: tiny)
+            let file = try LoRAFile(path: url.path, unet: fresh.unet, textEncoder: fresh.textEncoder, unetConfig: fresh.unet.config)
+            XCTAssertEqual(file.modules.count, a.targets.count)
+            try LoRAApplication().apply(file, weight: 1, unet: fresh.unet, textEncoder: fresh.textEncoder)
+            let weights = Dictionary(uniqueKeysWithValues: fresh.unet.namedParameters().map { ("unet/" + $0.0, $0.1) }
+                                     + fresh.textEncoder.namedParameters().map { ("text_encoder/" + $0.0, $0.1) })
+            for t in a.targets {
+                t.merge(scale: a.scale)
+                let expected = Array(UnsafeBufferPointer(start: t.weight.value.data, count: t.weight.value.count))
+                t.restore()
+                let got = weights[t.component + "/" + t.weightName]!
+                let worst = zip(expected, UnsafeBufferPointer(start: got.value.data, count: got.value.count)).map { abs($0 - $1) }.max()!
+                XCTAssertLessThan(worst, 1e-5, "\(format) \(t.weightName)")
+            }
+            if format == .kohya {
+                let meta = try SafeTensorsFile(path: url.path).metadata
+                XCTAssertEqual(meta["ss_network_module"], "networks.lora")
+                XCTAssertEqual(meta["ss_network_dim"], "4")
+                XCTAssertEqual(meta["ss_network_alpha"], "2")
+                XCTAssertEqual(meta["ss_base_model_version"], "sd_v1")
+            }
+        }
+    }
+}
