@@ -163,7 +163,7 @@ struct BenchCommand: ParsableCommand {
         }
 
         func run() throws {
-            if choice.architecture != "sd15" || vae != nil { return try runPipeline() }
+            if (choice.architecture ?? "sd15") != "sd15" || vae != nil { return try runPipeline() }
             let text = try choice.network("text_encoder", CLIPTextConfig.self, architecture: KnownArchitectures.sd15Text,
                                           build: CLIPTextModel.init(config:))
             let unet = try choice.network("unet", UNetConfig.self, architecture: KnownArchitectures.sd15UNet,

@@ -1,0 +1,42 @@
+// `ldm train lora` end to end on the tiny model: a run with samples and checkpoints, the file it
+// writes (kohya, read back by --lora), resume, and its refusals.
+import XCTest
+import LDMIO
+
+final class TrainLoRACLITests: XCTestCase {
+    func testTrainLoRAWritesAUsableFileAndRefusesWhatItCannotDo() throws {
+        let dir = try temporaryFolder()
+        let data = dir.appendingPathComponent("data")
+        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+        for (i, caption) in ["a red circle", "a blue square"].enumerated() {
+            let pixels = (0..<(40 * 48 * 3)).map { UInt8(($0 * (i + 3)) % 256) }
+            try PNGImage(width: 40, height: 48, channels: 3, pixels: pixels).write(to: data.appendingPathComponent("\(i).png").path)
+            try caption.write(to: data.appendingPathComponent("\(i).txt"), atomically: true, encoding: .utf8)
+        }
+        let tiny = fixtures.appendingPathComponent("models/tiny-sd").path
+        let out = dir.appendingPathComponent("mine.safetensors"), run = dir.appendingPathComponent("run")
+        let base = ["train", "lora", "--model", tiny, "--dataset", data.path, "--run", run.path, "--output", out.path,
+                    "--batch", "1", "--checkpoint-every", "2", "--lr", "1e-3"]
+        let first = try ldm(base + ["--steps", "2"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertTrue(first.stderr.contains("2 pictures at 64²"), first.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run.appendingPathComponent("samples/step-000002.png").path))
+        let resumed = try ldm(base + ["--steps", "4", "--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("resumed from step 2"), resumed.stderr)
+        let inspect = try ldm(["inspect", out.path])
+        XCTAssertTrue(inspect.stdout.contains("kohya LoRA"), inspect.stdout)
+        XCTAssertTrue(inspect.stdout.contains("ss_steps: 4") || inspect.stdout.contains("rank 4"), inspect.stdout)
+        let png = dir.appendingPathComponent("x.png")
+        let g = try ldm(["txt2img", "--model", tiny, "--prompt", "a red circle", "--steps", "2", "--lora", out.path, "--output", png.path])
+        XCTAssertEqual(g.status, 0, g.stderr)
+        XCTAssertTrue(g.stderr.contains("LoRA mine at 1: kohya LoRA, unet:"), g.stderr)
+        let bad = try ldm(base + ["--format", "onnx"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--format must be kohya or peft"), bad.stderr)
+        let sdxl = try ldm(["train", "lora", "--model", fixtures.appendingPathComponent("models/tiny-sdxl").path, "--dataset", data.path,
+                            "--run", dir.appendingPathComponent("x").path, "--output", out.path, "--steps", "1"])
+        XCTAssertNotEqual(sdxl.status, 0)
+        XCTAssertTrue(sdxl.stderr.contains("SDXL models is not supported yet"), sdxl.stderr)
+    }
+}
