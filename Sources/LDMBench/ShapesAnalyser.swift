@@ -23,7 +23,10 @@
 //      may go too; its rows otherwise grow by about one pixel each). Kind, from that box, the fill
 //      f = (pixels in the box) / (w·h), and the mean row width of its top half against its
 //      bottom half:
-//        aspect max(w,h)/min(w,h) > 1.5             → none (not one of the three shapes)
+//        aspect max(w,h)/min(w,h) > 1.5             → none (not one of the shapes)
+//        f < 0.45, or f < 0.6 and not pointing up   → star     (ideal f ≈ 0.33, rows about even top
+//                                                     to bottom; no classic shape is that sparse:
+//                                                     the triangle's ideal is ½, pointing up)
 //        top < 0.75 × bottom and f < 0.9            → triangle (ideal: top = ⅓ bottom, f = ½; a
 //                                                     small blurred one loses its tip and corners
 //                                                     and tends to top ≈ 0.6 bottom, f ≈ 0.8)
@@ -42,6 +45,7 @@
 //   relation holds), then the relation of the first to the second must be the caption's.
 // Every judged attribute is reported; `matches` is true when all of them hold.
 
+import Foundation
 import LDMTraining
 
 /// One object found in an image.
@@ -371,8 +375,11 @@ public struct ShapesAnalyser: Sendable {
         let fill = Double(inside.count) / Double(width * height)
         let aspect = Double(max(width, height)) / Double(min(width, height))
         let kind: ShapeKind?
+        let starFill = 0.45
         if aspect > 1.5 {
             kind = nil
+        } else if fill < starFill || (fill < 0.6 && !pointsUp) {
+            kind = .star
         } else if pointsUp {
             kind = fill < 0.9 ? .triangle : nil
         } else if fill >= 0.85 {
@@ -383,11 +390,19 @@ public struct ShapesAnalyser: Sendable {
             kind = nil
         }
 
-        // 6. Size and centre.
+        // 6. Size and centre. A star's box says little (its points are thin, and the box sits low on
+        // the star's centre): its area 1.1226 R² (ten triangles of sides R and 0.382 R) gives the
+        // radius, and its centroid, which is its centre, the position.
+        var extent = Double(max(width, height)), centerX = Double(minX + maxX + 1) / 2, centerY = Double(minY + maxY + 1) / 2
+        if kind == .star, !members.isEmpty {
+            extent = 2 * (Double(members.count) / 1.1226).squareRoot()
+            centerX = members.reduce(0.0) { $0 + Double($1 % n) } / Double(members.count) + 0.5
+            centerY = members.reduce(0.0) { $0 + Double($1 / n) } / Double(members.count) + 0.5
+        }
         return DetectedShape(
             color: ShapeColor.allCases[colorIndex], kind: kind,
-            size: ShapeSize.classify(extent: Double(max(width, height))),
-            centerX: Double(minX + maxX + 1) / 2, centerY: Double(minY + maxY + 1) / 2,
+            size: ShapeSize.classify(extent: extent),
+            centerX: centerX, centerY: centerY,
             minX: minX, minY: minY, width: width, height: height,
             area: members.count, fillRatio: fill)
     }

@@ -124,6 +124,10 @@ public struct ShapesGenerator: Sendable {
     public let formCycle: [CaptionForm]
     /// Share of relation samples placed in the spread layout (see the file header), in [0, 1].
     public var spreadRelations: Double = 0
+    /// When set, every scene has a shape of this kind (a single-shape scene's shape; one of the
+    /// two in a relation, as subject or object with even odds); other shapes stay classic. Used for
+    /// datasets that teach a new shape, such as the star LoRA's.
+    public var featuredKind: ShapeKind?
 
     /// Gap kept between a shape's bounding box and the canvas edge, in pixels.
     public static let edgeMargin = 2
@@ -164,7 +168,7 @@ public struct ShapesGenerator: Sendable {
         precondition(index >= 0, "ShapesGenerator.sample(at:): index must not be negative")
         var random = SplitMix64(seed: Self.sampleSeed(seed: seed, index: index))
         let form = self.form(at: index)
-        let (scene, caption) = Self.scene(for: form, spreadRelations: spreadRelations, random: &random)
+        let (scene, caption) = Self.scene(for: form, spreadRelations: spreadRelations, featuredKind: featuredKind, random: &random)
         return ShapesSample(image: Self.render(scene), parsedCaption: caption, scene: scene)
     }
 
@@ -177,12 +181,15 @@ public struct ShapesGenerator: Sendable {
 
     /// A random scene for `form` and its caption; `spreadRelations` is the share of relation
     /// scenes drawn in the spread layout.
-    public static func scene(for form: CaptionForm, spreadRelations: Double = 0,
+    public static func scene(for form: CaptionForm, spreadRelations: Double = 0, featuredKind: ShapeKind? = nil,
                              random: inout SplitMix64) -> (ShapesScene, ParsedCaption) {
         let background = random.pick(ShapesBackground.allCases)
+        // With a featured kind, which of a relation's two shapes has it.
+        let featuredSecond = featuredKind != nil && form == .relation && random.nextUnit() < 0.5
         switch form {
         case .colorShape, .sizeColorShape, .background, .position:
             var shape = randomShape(on: background, random: &random)
+            if let featuredKind { shape.kind = featuredKind }
             let range = centerRange(shape.size)
             if form == .position {
                 let position = random.pick(ShapePosition.allCases)
@@ -199,10 +206,12 @@ public struct ShapesGenerator: Sendable {
             let relation = random.pick(ShapeRelation.allCases)
             let spread = spreadRelations > 0 && random.nextUnit() < spreadRelations
             while true {
-                let a = randomShape(on: background, random: &random)
+                var a = randomShape(on: background, random: &random)
                 var b = randomShape(on: background, random: &random)
+                if let featuredKind { if featuredSecond { b.kind = featuredKind } else { a.kind = featuredKind } }
                 while ShapeDescription(b) == ShapeDescription(a) {
                     b = randomShape(on: background, random: &random)
+                    if let featuredKind, featuredSecond { b.kind = featuredKind }
                 }
                 let placed = spread ? placeSpread(a, b, relation: relation, random: &random)
                     : place(a, b, relation: relation, random: &random)
@@ -216,7 +225,7 @@ public struct ShapesGenerator: Sendable {
 
     /// A shape of random colour (allowed on `background`), kind and size, not yet placed.
     static func randomShape(on background: ShapesBackground, random: inout SplitMix64) -> ShapeInstance {
-        ShapeInstance(color: random.pick(background.allowedColors), kind: random.pick(ShapeKind.allCases),
+        ShapeInstance(color: random.pick(background.allowedColors), kind: random.pick(ShapeKind.classic),
                       size: random.pick(ShapeSize.allCases), centerX: 0, centerY: 0)
     }
 

@@ -8,6 +8,9 @@
 //   circle    (x − cx)² + (y − cy)² ≤ (s/2)²
 //   triangle  isosceles, pointing up: apex (cx, cy − s/2), base from (cx − s/2, cy + s/2) to
 //             (cx + s/2, cy + s/2) — as wide as it is tall.
+//   star      regular five-pointed, one point straight up: outer vertices on the circle of
+//             radius s/2 about (cx, cy), inner ones at 0.382·s/2 (sin 18° / sin 54°). Not part of
+//             the classic world the shipped model learnt: only datasets that ask for it draw it.
 //
 // Rules that captions are judged by (the analyser uses them as written here; the generator
 // places shapes well inside them):
@@ -15,6 +18,8 @@
 //              of the centre, left when dx < 0, top when dy < 0 (y grows downwards).
 //   relation   "A left of B" when B.cx − A.cx ≥ 6 and |dx| > |dy| (the horizontal offset
 //              dominates); right of, above, below likewise.
+
+import Foundation
 
 /// The eight shape colours, with their exact sRGB values.
 public enum ShapeColor: String, CaseIterable, Sendable, Hashable {
@@ -36,7 +41,7 @@ public enum ShapeColor: String, CaseIterable, Sendable, Hashable {
     }
 }
 
-/// The three flat shapes.
+/// The flat shapes: the classic three, and the star (drawn only where asked for).
 public enum ShapeKind: String, CaseIterable, Sendable, Hashable {
     /// A disc whose diameter is the size's extent.
     case circle
@@ -44,6 +49,11 @@ public enum ShapeKind: String, CaseIterable, Sendable, Hashable {
     case square
     /// An isosceles triangle pointing up, as wide as it is tall.
     case triangle
+    /// A regular five-pointed star, one point up.
+    case star
+
+    /// The shapes of the classic Shapes world (what the generator draws unless told otherwise).
+    public static let classic: [ShapeKind] = [.circle, .square, .triangle]
 }
 
 /// The three shape sizes, named by their bounding box side.
@@ -158,7 +168,7 @@ public enum ShapeRelation: String, CaseIterable, Sendable, Hashable {
 public struct ShapeInstance: Hashable, Sendable {
     /// Fill colour.
     public var color: ShapeColor
-    /// Circle, square or triangle.
+    /// Circle, square, triangle (or star).
     public var kind: ShapeKind
     /// Size class; the bounding box side is `size.extent`.
     public var size: ShapeSize
@@ -199,7 +209,35 @@ public struct ShapeInstance: Hashable, Sendable {
             // Half-width grows linearly from 0 at the apex (y = cy − s/2) to s/2 at the base.
             let top = cy - half
             return y >= top && y <= cy + half && abs(x - cx) <= (y - top) / 2
+        case .star:
+            return Self.starPolygon(cx: cx, cy: cy, radius: half).contains(x: x, y: y)
         }
+    }
+
+    /// The star's ten vertices, clockwise from the top point.
+    static func starPolygon(cx: Double, cy: Double, radius: Double) -> Polygon {
+        let inner = radius * sin(Double.pi / 10) / sin(3 * Double.pi / 10)
+        let points = (0..<10).map { i -> (Double, Double) in
+            let angle = -Double.pi / 2 + Double(i) * Double.pi / 5
+            let r = i % 2 == 0 ? radius : inner
+            return (cx + r * cos(angle), cy + r * sin(angle))
+        }
+        return Polygon(points: points)
+    }
+}
+
+/// A simple polygon, for inside tests (even–odd rule).
+struct Polygon {
+    var points: [(Double, Double)]
+    func contains(x: Double, y: Double) -> Bool {
+        var inside = false
+        var j = points.count - 1
+        for i in points.indices {
+            let (xi, yi) = points[i], (xj, yj) = points[j]
+            if (yi > y) != (yj > y), x < (xj - xi) * (y - yi) / (yj - yi) + xi { inside.toggle() }
+            j = i
+        }
+        return inside
     }
 }
 

@@ -29,10 +29,19 @@ struct DatasetCommand: ParsableCommand {
         @Option(help: "Dataset seed; the same seed gives the same images.")
         var seed: UInt64 = 0
 
+        @Option(help: "Put a shape of this kind in every image (e.g. star: the shape the classic world lacks).")
+        var featuring: String?
+
         func run() throws {
             guard count > 0 else { throw DatasetCommandError.badCount(count) }
+            var generator = ShapesGenerator(seed: seed)
+            if let featuring {
+                guard let kind = ShapeKind(rawValue: featuring) else {
+                    throw ValidationError("--featuring must be one of \(ShapeKind.allCases.map(\.rawValue).joined(separator: ", ")) (got \(featuring))")
+                }
+                generator.featuredKind = kind
+            }
             try DatasetCommandError.prepareFolder(out)
-            let generator = ShapesGenerator(seed: seed)
             let digits = max(6, String(count - 1).count)
             let folder = out.hasSuffix("/") ? String(out.dropLast()) : out
             let progress = ProgressReporter(label: "dataset shapes")

@@ -257,7 +257,7 @@ final class ShapesTests: XCTestCase {
                 }
             }
         }
-        XCTAssertEqual(count, 24 * 15)
+        XCTAssertEqual(count, 8 * ShapeKind.allCases.count * 15)   // 8 colours × 4 kinds (with the star) × 15 forms
     }
 
     func testParserIsTolerantOfCaseAndWhitespaceButNotOfOtherText() {
