@@ -9,6 +9,7 @@ import LDMBench
 import LDMCore
 import LDMDiffusion
 import LDMIO
+import LDMModels
 import LDMService
 import LDMTraining
 
@@ -27,6 +28,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Seed of the first prompt (prompt i uses seed + i).") var seed: UInt64 = 1000
     @Option(help: "Also save every image (with its verdict in the file name) in this folder.") var out: String?
     @Flag(help: "Also print accuracy per attribute.") var attributes = false
+    @Option(help: ArgumentHelp("A LoRA file applied to the model for the whole evaluation, with its weight (default 1); repeatable.",
+                               valueName: "path[:weight]"))
+    var lora: [String] = []
     @Option(help: "Also write the settings, figures and sampling seconds per image as JSON to this path (for `ldm report tradeoff`).")
     var json: String?
 
@@ -55,6 +59,13 @@ struct EvalCommand: ParsableCommand {
         let folder = try model.folder()
         let defaults = ModelDefaults.load(folder)
         let pipeline = try StableDiffusionPipeline(folder: folder)
+        let applied = LoRAApplication()
+        defer { applied.restore() }
+        for spec in lora {
+            let (path, weight) = try parseLoRASpec(spec)
+            let file = try LoRAFile(path: path, unet: pipeline.unet, textEncoder: pipeline.textEncoder, unetConfig: pipeline.unet.config)
+            try applied.apply(file, weight: weight, unet: pipeline.unet, textEncoder: pipeline.textEncoder)
+        }
         let analyser = ShapesAnalyser()
         var evaluation = ShapesEvaluation()
         let progress = ProgressReporter(label: "eval")
