@@ -188,8 +188,7 @@ def ldm_state_dict(pipe, text_layout, keep_text_model_prefix=True, extra_opencli
             v = v[:, :, None, None]  # stored as 1x1 convolutions
         sd["first_stage_model." + name] = v
     # transformers 5 names CLIPTextModel's tensors without "text_model."; files have it.
-    te = {(k if k.startswith("text_model.") else "text_model." + k): v
-          for k, v in pipe.text_encoder.state_dict().items() if not k.endswith("position_ids")}
+    te = text_tensors(pipe.text_encoder)
     if text_layout == "sdxl":
         for k, v in te.items():
             sd["conditioner.embedders.0.transformer." + k] = v
@@ -201,29 +200,8 @@ def ldm_state_dict(pipe, text_layout, keep_text_model_prefix=True, extra_opencli
             key = k if keep_text_model_prefix else k[len("text_model."):]
             sd["cond_stage_model.transformer." + key] = v
     else:
-        pre = "cond_stage_model.model."
-        sd[pre + "token_embedding.weight"] = te["text_model.embeddings.token_embedding.weight"]
-        sd[pre + "positional_embedding"] = te["text_model.embeddings.position_embedding.weight"]
-        sd[pre + "ln_final.weight"] = te["text_model.final_layer_norm.weight"]
-        sd[pre + "ln_final.bias"] = te["text_model.final_layer_norm.bias"]
-        width = te["text_model.final_layer_norm.weight"].shape[0]
-        sd[pre + "text_projection"] = torch.randn(width, width, generator=torch.Generator().manual_seed(5))
-        sd[pre + "logit_scale"] = torch.tensor(4.6052)
-        layers = pipe.text_encoder.config.num_hidden_layers
-        blocks = list(range(layers)) + ([layers] if extra_openclip_block is not None else [])
-        for i in blocks:
-            if i < layers:
-                g = lambda n: te[f"text_model.encoder.layers.{i}.{n}"]
-            else:
-                g = lambda n: extra_openclip_block[n]
-            b = pre + f"transformer.resblocks.{i}."
-            sd[b + "ln_1.weight"], sd[b + "ln_1.bias"] = g("layer_norm1.weight"), g("layer_norm1.bias")
-            sd[b + "ln_2.weight"], sd[b + "ln_2.bias"] = g("layer_norm2.weight"), g("layer_norm2.bias")
-            sd[b + "attn.in_proj_weight"] = torch.cat([g(f"self_attn.{x}_proj.weight") for x in "qkv"])
-            sd[b + "attn.in_proj_bias"] = torch.cat([g(f"self_attn.{x}_proj.bias") for x in "qkv"])
-            sd[b + "attn.out_proj.weight"], sd[b + "attn.out_proj.bias"] = g("self_attn.out_proj.weight"), g("self_attn.out_proj.bias")
-            sd[b + "mlp.c_fc.weight"], sd[b + "mlp.c_fc.bias"] = g("mlp.fc1.weight"), g("mlp.fc1.bias")
-            sd[b + "mlp.c_proj.weight"], sd[b + "mlp.c_proj.bias"] = g("mlp.fc2.weight"), g("mlp.fc2.bias")
+        sd.update(openclip_state_dict(te, "cond_stage_model.model.", extra_openclip_block=extra_openclip_block,
+                                      layers=pipe.text_encoder.config.num_hidden_layers))
     # What real files carry besides the model: an EMA copy and schedule buffers (ignored by loaders).
     sd["model_ema.decay"] = torch.tensor(0.9999)
     sd["alphas_cumprod"] = torch.linspace(0.99, 0.01, 1000)

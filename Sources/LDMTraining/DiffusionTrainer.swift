@@ -312,18 +312,9 @@ public final class DiffusionTrainer {
         let per = x0.count / b
         let ts = config.drawTimesteps(count: b, &rng)
         let noise = rng.normal(count: x0.count)
-        let xt = Tensor(uninitialized: x0.shape), target = Tensor(uninitialized: x0.shape)
-        var weights = [Float](repeating: 1, count: b)
-        let v = config.predictionType == "v_prediction"
-        for i in 0..<b {
-            let ab = alphasCumprod[ts[i]], sa = ab.squareRoot(), sb = (1 - ab).squareRoot()
-            for j in 0..<per {
-                let k = i * per + j
-                xt.data[k] = sa * x0.data[k] + sb * noise[k]
-                target.data[k] = v ? sa * noise[k] - sb * x0.data[k] : noise[k]
-            }
-            weights[i] = config.lossWeight(alphaCumprod: ab)
-        }
+        let (xt, target) = noisedBatch(x0, noise: noise, timesteps: ts, alphasCumprod: alphasCumprod,
+                                       vPrediction: config.predictionType == "v_prediction")
+        let weights = ts.map { config.lossWeight(alphaCumprod: alphasCumprod[$0]) }
         // Forward.
         unet.setTraining(true)
         text.setTraining(true)
@@ -370,4 +361,20 @@ public final class DiffusionTrainer {
         state.copyEMA(into: u.namedParameters(prefix: "unet.") + t.namedParameters(prefix: "text_encoder."))
         return (u, t)
     }
+}
+
+/// The forward process on a batch: x_t = √ᾱ x₀ + √(1 − ᾱ) ε per sample, and the training target
+/// (ε, or v = √ᾱ ε − √(1 − ᾱ) x₀).
+func noisedBatch(_ x0: Tensor, noise: [Float], timesteps: [Int], alphasCumprod: [Float], vPrediction: Bool) -> (Tensor, Tensor) {
+    let b = timesteps.count, per = x0.count / b
+    let xt = Tensor(uninitialized: x0.shape), target = Tensor(uninitialized: x0.shape)
+    for i in 0..<b {
+        let ab = alphasCumprod[timesteps[i]], sa = ab.squareRoot(), sb = (1 - ab).squareRoot()
+        for j in 0..<per {
+            let k = i * per + j
+            xt.data[k] = sa * x0.data[k] + sb * noise[k]
+            target.data[k] = vPrediction ? sa * noise[k] - sb * x0.data[k] : noise[k]
+        }
+    }
+    return (xt, target)
 }

@@ -248,18 +248,9 @@ public final class LoRATrainer {
         let drop = rng.uniform(count: b)
         let tokenizer = pipeline.tokenizer
         let ids = (0..<b).map { tokenizer.encode(drop[$0] < config.captionDropout ? "" : batchCaptions[$0]).ids }
-        let per = x0.count / b
         let ts = (0..<b).map { _ in min(Int(rng.uniform(count: 1)[0] * Float(alphasCumprod.count)), alphasCumprod.count - 1) }
         let noise = rng.normal(count: x0.count)
-        let xt = Tensor(uninitialized: x0.shape), target = Tensor(uninitialized: x0.shape)
-        for i in 0..<b {
-            let ab = alphasCumprod[ts[i]], sa = ab.squareRoot(), sb = (1 - ab).squareRoot()
-            for j in 0..<per {
-                let k = i * per + j
-                xt.data[k] = sa * x0.data[k] + sb * noise[k]
-                target.data[k] = vPrediction ? sa * noise[k] - sb * x0.data[k] : noise[k]
-            }
-        }
+        let (xt, target) = noisedBatch(x0, noise: noise, timesteps: ts, alphasCumprod: alphasCumprod, vPrediction: vPrediction)
         let s = scale
         for t in targets { t.merge(scale: s) }
         defer { for t in targets { t.restore() } }
