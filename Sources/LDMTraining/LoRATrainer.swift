@@ -216,6 +216,25 @@ public final class LoRATrainer {
         return (alphas, (c["prediction_type"] as? String) == "v_prediction")
     }
 
+    /// Starts from the A and B of a kohya LoRA file this trainer wrote (same targets, rank and α):
+    /// a run continued from committed weights, with fresh optimiser moments.
+    public func initialize(from path: String) throws {
+        let file = try openTensorFile(path)
+        for t in targets {
+            let key = Self.kohyaKey(t)
+            for (suffix, p) in [(".lora_down.weight", t.down), (".lora_up.weight", t.up)] {
+                guard file.contains(key + suffix), try file.shape(of: key + suffix) == p.shape else {
+                    throw TrainingError.invalidArgument("\(path) has no \(key + suffix) of shape \(p.shape) (another model, targets or rank?)")
+                }
+                let values = try file.floatArray(key + suffix)
+                values.withUnsafeBufferPointer { p.value.data.update(from: $0.baseAddress!, count: values.count) }
+            }
+            if file.contains(key + ".alpha"), let a = try file.floatArray(key + ".alpha").first, a != config.alpha {
+                throw TrainingError.invalidArgument("\(path) has alpha \(a); this run's is \(config.alpha)")
+            }
+        }
+    }
+
     /// Loads the newest complete checkpoint of the run folder; returns its step, or nil.
     @discardableResult
     public func resume() throws -> Int? {

@@ -32,6 +32,8 @@ extension TrainCommand {
         @Option(help: "Image size the pictures are trained at (default: the model's).") var size: Int?
         @Option(help: "Seed of the LoRA's initial weights and of the noise.") var seed: UInt64 = 0
         @Option(help: "Steps between checkpoints (and samples).") var checkpointEvery = 100
+        @Option(help: "Start from this LoRA file's weights (written by ldm train lora with the same targets, rank and alpha).")
+        var initFrom: String?
         @Option(help: "Prompt of the sample images drawn at every checkpoint, with and without the LoRA (default: the first caption).")
         var samplePrompt: String?
 
@@ -73,7 +75,12 @@ extension TrainCommand {
             for s in data.folder.skipped.prefix(5) { progress.note("skipped \(s)") }
             let captions = try (0..<data.folder.count).map { try data.folder.caption(at: $0) }
             let trainer = try LoRATrainer(config: c, pipeline: pipeline, dataset: data, captions: captions, runFolder: runFolder)
-            if resume, let s = try trainer.resume() { progress.note("resumed from step \(s)") }
+            if resume, let s = try trainer.resume() {
+                progress.note("resumed from step \(s)")
+            } else if let initFrom {
+                try trainer.initialize(from: initFrom)
+                progress.note("starting from the weights of \(initFrom)")
+            }
             let trained = trainer.targets.reduce(0) { $0 + $1.down.value.count + $1.up.value.count }
             progress.note("LoRA rank \(c.rank), alpha \(String(format: "%g", c.alpha)): \(trainer.targets.count) layers "
                           + "(\(c.targets.joined(separator: ", "))\(c.conv ? ", convolutions" : "")), \(groupedDigits(trained)) parameters; "
