@@ -2,7 +2,9 @@
 """Reference image of the shipped star LoRA (Checkpoints/loras/star.safetensors) on the shipped
 model (Checkpoints/), made by diffusers: Tests/Fixtures/lora/star-s42.png.
 
-Run by hand with the reference virtualenv:  /work/venv/bin/python scripts/make_star_lora_fixture.py
+Run by hand with the reference virtualenv:  /work/venv/bin/python scripts/make_star_lora_fixture.py [LORA]
+(default LORA: Checkpoints/loras/star.safetensors; the committed fixture used the training state
+Checkpoints/star-training/star-step3000.safetensors)
 
 diffusers' load_lora_weights reads the file's U-Net modules (kohya names) and fuses them
 (fuse_lora, scale 1); its kohya text-encoder conversion fails with transformers 5 ("Could not
@@ -13,6 +15,7 @@ scheduler, 20 steps, guidance 7.5, seed 42 (torch CPU generator), 64x64.
 """
 import json
 import os
+import sys
 
 import numpy as np
 import torch
@@ -25,7 +28,7 @@ from diffusers import StableDiffusionPipeline
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 MODEL = os.path.join(ROOT, "Checkpoints")
-LORA = os.path.join(MODEL, "loras", "star.safetensors")
+LORA = sys.argv[1] if len(sys.argv) > 1 else os.path.join(MODEL, "loras", "star.safetensors")
 OUT = os.path.join(ROOT, "Tests", "Fixtures", "lora")
 PROMPT = "a red star left of a blue circle"
 
@@ -64,10 +67,11 @@ def main():
     g = torch.manual_seed(42)
     image = pipe(PROMPT, num_inference_steps=20, guidance_scale=7.5, generator=g, height=64, width=64).images[0]
     image.save(os.path.join(OUT, "star-s42.png"))
+    print("wrote", os.path.join(OUT, "star-s42.png"))
     with open(os.path.join(OUT, "star-versions.json"), "w") as f:
         json.dump({"torch": torch.__version__, "diffusers": diffusers.__version__, "transformers": transformers.__version__,
                    "prompt": PROMPT, "steps": 20, "guidance": 7.5, "seed": 42, "size": 64,
-                   "command": "python scripts/make_star_lora_fixture.py"}, f, indent=1)
+                   "lora": os.path.relpath(LORA, ROOT), "command": "python scripts/make_star_lora_fixture.py"}, f, indent=1)
 
 
 if __name__ == "__main__":
