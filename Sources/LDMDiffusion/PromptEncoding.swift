@@ -94,9 +94,10 @@ extension StableDiffusionPipeline {
     func chunkPrompt(_ text: String, style: PromptStyle, tokenizer: CLIPTokenizer, encoder: CLIPTextModel,
                      warnCut: Bool) throws -> ChunkedPrompt {
         let width = encoder.config.hiddenSize
+        // An embedding of the wrong width is an error; with two encoders (SDXL), one that has no
+        // vectors for this encoder's width is left out of its prompt.
         let triggers = try embeddings.compactMap { e -> EmbeddingTrigger? in
-            guard (try? e.vectors(width: width)) != nil || textEncoder2 == nil else { return nil }
-            _ = try e.vectors(width: width)
+            do { _ = try e.vectors(width: width) } catch { if textEncoder2 != nil { return nil } else { throw error } }
             return e.trigger(tokenizer: tokenizer)
         }
         switch style {

@@ -52,7 +52,7 @@ public struct AutoencoderTinyConfig: Codable, Equatable, Sendable {
         numEncoderBlocks = try c.value(.numEncoderBlocks, d.numEncoderBlocks)
         numDecoderBlocks = try c.value(.numDecoderBlocks, d.numDecoderBlocks)
         scalingFactor = try c.value(.scalingFactor, d.scalingFactor)
-        shiftFactor = (try? c.decodeIfPresent(Float.self, forKey: .shiftFactor)) ?? nil ?? d.shiftFactor
+        shiftFactor = try c.value(.shiftFactor, d.shiftFactor)
     }
 
     public func validate() throws {
