@@ -2,6 +2,8 @@
 #   make setup        install the C libraries (libpng, OpenBLAS, FreeType, HarfBuzz, pkg-config) and the
 #                     emoji dataset's font and names (fonts-noto-color-emoji, unicode-data) when missing
 #   make build        release build of `ldm`
+#   make build-mpi    an MPI-enabled `ldm` at .build-mpi/release/ldm for data-parallel training
+#                     (installs Open MPI when missing; see docs/scale-out.md)
 #   make test         the whole test suite (optimised build, @testable kept)
 #   make image        generate an image with the shipped model (PROMPT=..., OUT=...)
 #   make checkpoints  retrain the shipped model from scratch (hours; see Checkpoints/README.md)
@@ -14,9 +16,10 @@ SWIFT     ?= swift
 PACKAGES  := libpng-dev libopenblas-dev pkg-config libfreetype-dev libharfbuzz-dev fonts-noto-color-emoji unicode-data libsqlite3-dev
 PROMPT    ?= a red circle above a blue square
 OUT       ?= image.png
+MPI_PACKAGES := openmpi-bin libopenmpi-dev
 LDM       := .build/release/ldm
 
-.PHONY: setup build test image checkpoints clean test-web fuzz
+.PHONY: setup build build-mpi test image checkpoints clean test-web fuzz
 
 setup:
 	@missing=""; \
@@ -32,6 +35,17 @@ setup:
 build: setup
 	$(SWIFT) build -c release --product ldm
 
+# The default build stays MPI-free; this one has the MPI trait, in its own build folder.
+build-mpi: setup
+	@missing=""; for p in $(MPI_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != "0" ]; then echo "make build-mpi: missing packages:$$missing — sudo apt-get install$$missing" >&2; exit 1; fi; \
+	  echo "make build-mpi: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	$(SWIFT) build -c release --product ldm --traits MPI --scratch-path .build-mpi
+
+# (The MPI training tests run when .build-mpi/release/ldm exists: CI builds it first.)
 test: setup
 	$(SWIFT) test -c release -Xswiftc -enable-testing
 

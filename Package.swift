@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 // Release builds for x86-64 use AVX2 and FMA (Haswell, 2013, and every later x86-64 server core) so
@@ -17,6 +17,9 @@ let package = Package(
         .library(name: "LatentDiffusion", targets: ["LDMCore", "LDMIO", "LDMModels", "LDMDiffusion", "LDMTraining", "LDMBench", "LDMEmoji", "LDMService", "LDMServe"]),
         .executable(name: "ldm", targets: ["ldm"]),
     ],
+    // MPI: data-parallel training over MPI ranks (`swift build --traits MPI`, or `make build-mpi`);
+    // off by default, so the default build needs no MPI.
+    traits: [.trait(name: "MPI", description: "Data-parallel training over MPI (needs an MPI library: pkg-config name mpi).")],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
@@ -29,6 +32,7 @@ let package = Package(
         .target(name: "CPNGShim", dependencies: ["CPNG"]),
         .systemLibrary(name: "CFreeType", pkgConfig: "freetype2", providers: [.apt(["libfreetype-dev"])]),
         .systemLibrary(name: "CHarfBuzz", pkgConfig: "harfbuzz", providers: [.apt(["libharfbuzz-dev"])]),
+        .systemLibrary(name: "CMPI", pkgConfig: "mpi", providers: [.apt(["libopenmpi-dev"])]),
 
         // Tensor core: storage, ops (forward + backward), threading, random sources.
         .target(name: "LDMCore", dependencies: ["COpenBLAS"], swiftSettings: optimise),
@@ -39,7 +43,10 @@ let package = Package(
         // Diffusion: schedulers, guidance, pipelines.
         .target(name: "LDMDiffusion", dependencies: ["LDMCore", "LDMIO", "LDMModels"], swiftSettings: optimise),
         // Training: datasets, losses, optimisers, trainers, checkpoints.
-        .target(name: "LDMTraining", dependencies: ["LDMCore", "LDMIO", "LDMModels", "LDMDiffusion"], swiftSettings: optimise),
+        // (With the MPI trait, data-parallel training over MPI ranks.)
+        .target(name: "LDMTraining", dependencies: ["LDMCore", "LDMIO", "LDMModels", "LDMDiffusion",
+                                                    .target(name: "CMPI", condition: .when(traits: ["MPI"]))],
+                swiftSettings: optimise),
         // Emoji: the emoji dataset — emoji-test.txt names, colour glyphs via FreeType + HarfBuzz.
         .target(name: "LDMEmoji", dependencies: ["LDMTraining", "CFreeType", "CHarfBuzz"], swiftSettings: optimise),
         // Service: the long-lived generator under the CLI and the server (models kept loaded, LoRAs,

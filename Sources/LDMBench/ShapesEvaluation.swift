@@ -162,10 +162,53 @@ public struct ShapesEvaluationResult: Codable, Sendable, Equatable {
     public var generationSeconds: Double
     /// `generationSeconds / images`.
     public var secondsPerImage: Double
+    /// For one shard of a sharded evaluation: which (0-based) of how many, and the prompt file's
+    /// prompt count; nil for a whole evaluation (and for `merged`'s result).
+    public var shardIndex: Int?
+    public var shardCount: Int?
+    public var promptCount: Int?
 
     enum CodingKeys: String, CodingKey {
         case model, prompts, steps, guidance, sampler, seed, forms, overall, attributes, images
         case imagesPerPrompt = "images_per_prompt", generationSeconds = "generation_seconds", secondsPerImage = "seconds_per_image"
+        case shardIndex = "shard_index", shardCount = "shard_count", promptCount = "prompt_count"
+    }
+
+    /// The evaluation of all shards together: every shard 0 ..< N exactly once, run with the same
+    /// settings on the same prompt file; judgements and generation time are added up.
+    public static func merged(_ parts: [ShapesEvaluationResult], names: [String]) throws -> ShapesEvaluationResult {
+        guard let first = parts.first else { throw EvaluationFileError.merge("no files to merge") }
+        guard let n = first.shardCount else { throw EvaluationFileError.merge("\(names[0]) is not a shard (written without --shard)") }
+        var seen = Set<Int>()
+        for (r, name) in zip(parts, names) {
+            guard let i = r.shardIndex, r.shardCount == n else {
+                throw EvaluationFileError.merge("\(name) is not one of \(n) shards (\(r.shardCount.map { "shard of \($0)" } ?? "not a shard"))")
+            }
+            guard r.model == first.model, r.prompts == first.prompts, r.imagesPerPrompt == first.imagesPerPrompt, r.steps == first.steps,
+                  r.guidance == first.guidance, r.sampler == first.sampler, r.seed == first.seed, r.promptCount == first.promptCount else {
+                throw EvaluationFileError.merge("\(name) was run with other settings than \(names[0]) (model, prompts, images, steps, guidance, sampler or seed)")
+            }
+            guard seen.insert(i).inserted else { throw EvaluationFileError.merge("shard \(i) of \(n) is given twice (\(name))") }
+        }
+        let missing = (0..<n).filter { !seen.contains($0) }
+        if !missing.isEmpty { throw EvaluationFileError.merge("shards \(missing.map(String.init).joined(separator: ", ")) of \(n) are missing") }
+        func add(_ a: [String: ShapesEvaluation.Tally]?, _ b: [String: ShapesEvaluation.Tally]?) -> [String: ShapesEvaluation.Tally]? {
+            guard let a else { return b }
+            guard let b else { return a }
+            return a.merging(b, uniquingKeysWith: +)
+        }
+        var forms = first.forms, attributes = first.attributes, overall = first.overall
+        var images = first.images, seconds = first.generationSeconds
+        for r in parts.dropFirst() {
+            forms = add(forms, r.forms)!
+            attributes = add(attributes, r.attributes)
+            overall = overall + r.overall
+            images += r.images
+            seconds += r.generationSeconds
+        }
+        return ShapesEvaluationResult(model: first.model, prompts: first.prompts, imagesPerPrompt: first.imagesPerPrompt, steps: first.steps,
+                                      guidance: first.guidance, sampler: first.sampler, seed: first.seed, forms: forms, overall: overall,
+                                      attributes: attributes, images: images, generationSeconds: seconds)
     }
 
     public init(model: String, prompts: String, imagesPerPrompt: Int, steps: Int, guidance: Float, sampler: String, seed: UInt64,
@@ -243,9 +286,11 @@ public enum EvaluationFileError: Error, CustomStringConvertible, Equatable {
     case unreadable(path: String, reason: String)
     case invalid(path: String, reason: String)
     case unwritable(path: String, reason: String)
+    case merge(String)
 
     public var description: String {
         switch self {
+        case let .merge(reason): return "cannot merge: \(reason)"
         case let .unreadable(path, reason): return "cannot read eval result \(path): \(reason)"
         case let .invalid(path, reason): return "\(path) is not an `ldm eval --json` file: \(reason)"
         case let .unwritable(path, reason): return "cannot write \(path): \(reason)"

@@ -88,6 +88,9 @@ public struct DiffusionTrainingConfig: Codable, Sendable {
     public var maxGradNorm: Float = 1
     public var emaDecay: Float = 0.999
     public var seed: UInt64 = 0
+    /// Samples per forward/backward pass: a rank's share of the batch is computed in pieces of at
+    /// most this many, their gradients added (gradient accumulation); nil: the share at once.
+    public var microBatch: Int?
     public var checkpointEvery: Int = 500
     public var sampleEvery: Int = 1000
 
@@ -298,35 +301,54 @@ public final class DiffusionTrainer {
     @discardableResult
     public func checkpoint() throws -> URL { try state.save(step: step, settings: config, settingsFile: "diffusion-training.json") }
 
-    /// One optimiser step on batch `step`; returns the (weighted) loss.
+    /// One optimiser step on batch `step` (this rank's share of it; see DataParallel.swift);
+    /// returns the (weighted) loss of the whole batch.
     public func trainStep() throws -> Float {
         let b = config.batchSize
-        let (images, captions) = try dataset.batch(from: step * b, count: b)
-        var rng = stepRandom(seed: config.seed, step: step, stream: 2)
+        let mine = state.parallel.localRange(batch: b)
+        unet.setTraining(true)
+        text.setTraining(true)
+        let loss = try state.accumulate(mine, microBatch: config.microBatch) { [try sliceBackward($0)] }[0]
+        unet.setTraining(false)
+        text.setTraining(false)
+        let norm = Float(b * unet.config.inChannels * unet.config.sampleSize * unet.config.sampleSize)
+        let total = try state.sumOverRanks([Float(loss)])
+        state.update(step: step, schedule: LearningRateSchedule(peak: config.learningRate, warmupSteps: config.warmupSteps,
+                                                                totalSteps: config.steps, floor: config.learningRate * 0.05,
+                                                                restartStep: config.restartStep),
+                     maxGradNorm: config.maxGradNorm)
+        step += 1
+        return total[0] / norm
+    }
+
+    /// Forward and backward of the batch positions `positions` of step `step` from fresh
+    /// gradients, with the loss normalised by the whole batch; returns the slice's loss sum.
+    func sliceBackward(_ positions: Range<Int>) throws -> Double {
+        let b = config.batchSize, n = positions.count
+        let (images, captions) = try dataset.batch(from: step * b + positions.lowerBound, count: n)
+        var rng = PerSampleRandom(seed: config.seed, sampleIndices: (step * b + positions.lowerBound)..<(step * b + positions.upperBound),
+                                  stream: 2)
         // x₀: latents from the frozen VAE, or the images themselves in pixel space.
         let x0 = space.encode(images, &rng)
         // Prompts, with caption dropout for classifier-free guidance.
-        let drop = rng.uniform(count: b)
-        let ids = (0..<b).map { tokenizer.encode(drop[$0] < config.captionDropout ? "" : captions[$0]).ids }
+        let drop = rng.uniform(count: n)
+        let ids = (0..<n).map { tokenizer.encode(drop[$0] < config.captionDropout ? "" : captions[$0]).ids }
         // Noise and timesteps.
-        let per = x0.count / b
-        let ts = config.drawTimesteps(count: b, &rng)
+        let per = x0.count / n
+        let ts = config.drawTimesteps(count: n, &rng)
         let noise = rng.normal(count: x0.count)
         let (xt, target) = noisedBatch(x0, noise: noise, timesteps: ts, alphasCumprod: alphasCumprod,
                                        vPrediction: config.predictionType == "v_prediction")
         let weights = ts.map { config.lossWeight(alphaCumprod: alphasCumprod[$0]) }
-        // Forward.
-        unet.setTraining(true)
-        text.setTraining(true)
         unet.zeroGradients()
         text.zeroGradients()
         let ctx = try text(ids).lastHiddenState
         let pred = unet(xt, timesteps: ts.map(Float.init), context: ctx)
-        // Loss and backward.
+        // Loss and backward; normalised by the whole batch, so the pieces' gradients add up to its gradient.
         var loss = 0.0
         let grad = Tensor(uninitialized: pred.shape)
         let norm = Float(b * per)
-        for i in 0..<b {
+        for i in 0..<n {
             for j in 0..<per {
                 let k = i * per + j
                 let d = pred.data[k] - target.data[k]
@@ -336,22 +358,19 @@ public final class DiffusionTrainer {
         }
         let dctx = unet.backward(grad)
         text.backward(dctx)
-        unet.setTraining(false)
-        text.setTraining(false)
-        state.update(step: step, schedule: LearningRateSchedule(peak: config.learningRate, warmupSteps: config.warmupSteps,
-                                                                totalSteps: config.steps, floor: config.learningRate * 0.05,
-                                                                restartStep: config.restartStep),
-                     maxGradNorm: config.maxGradNorm)
-        step += 1
-        return Float(loss / Double(norm))
+        return loss
     }
 
     /// Runs until `config.steps` (or an interrupt), checkpointing periodically and at the end.
-    /// `onSample` is called every `sampleEvery` steps with the current step (to draw a sample grid).
+    /// `onSample` is called every `sampleEvery` steps with the current step (to draw a sample grid),
+    /// on rank 0 only.
     public func run(report: (TrainingProgress) -> Void, onSample: ((Int) throws -> String?)? = nil) throws {
+        try state.parallel.check(batch: config.batchSize)
         try runTrainingLoop(step: { step }, totalSteps: config.steps, batchSize: config.batchSize,
                             checkpointEvery: config.checkpointEvery, sampleEvery: config.sampleEvery,
-                            trainStep: trainStep, checkpoint: checkpoint, periodic: onSample, report: report)
+                            stopRequested: { self.state.stopRequested },
+                            trainStep: trainStep, checkpoint: checkpoint, periodic: state.parallel.isRoot ? onSample : nil,
+                            report: report)
     }
 
     /// Fresh U-Net and text encoder holding the EMA weights.

@@ -100,6 +100,9 @@ public struct FolderDataset: Sendable {
 
     /// Loads pair `index`: the image resampled to `size`×`size` in [−1, 1], CHW, and its caption.
     public func sample(at index: Int) throws -> FolderSample {
+        guard entries.indices.contains(index) else {
+            throw TrainingError.invalidArgument("sample \(index) of a folder of \(entries.count) images")
+        }
         let entry = entries[index]
         let image: RGBImage
         do {

@@ -13,6 +13,11 @@ public final class TrainingState {
     public let optimizer: AdamW
     public let ema: EMA
     public let store: CheckpointStore
+    /// The ranks this run is split over (one process unless a launcher started several).
+    public var parallel = DataParallel()
+    /// The ranks' agreed answer to "stop after this step?" (Ctrl-C on any rank), as of the last
+    /// gradient sum: every rank stops after the same step.
+    public private(set) var stopRequested = false
 
     public init(params: [(String, Parameter)], weightDecay: Float, emaDecay: Float, runFolder: URL) {
         self.params = params
@@ -22,8 +27,11 @@ public final class TrainingState {
     }
 
     /// Writes a checkpoint at `step`: weights, EMA, moments, and the run's settings as `settingsFile`.
+    /// Only rank 0 writes; the others return the folder rank 0 writes.
     public func save<C: Encodable>(step: Int, settings: C, settingsFile: String) throws -> URL {
-        try store.save(step: step) { dir in
+        try parallel.verifyReplicas(params)
+        guard parallel.isRoot else { return store.folder.appendingPathComponent(String(format: "checkpoint-%07d", step)) }
+        return try store.save(step: step) { dir in
             try saveTensors(params.map { ($0.0, $0.1.value) }, to: dir.appendingPathComponent("model.safetensors"))
             try saveTensors(ema.shadows, to: dir.appendingPathComponent("ema.safetensors"))
             try saveTensors(optimizer.namedState, to: dir.appendingPathComponent("optimizer.safetensors"))
@@ -59,6 +67,38 @@ public final class TrainingState {
     }
 
     /// The update after a backward pass: clip the global gradient norm, AdamW at the scheduled rate, EMA.
+    /// Sums the gradients and `scalars` (the step's partial loss sums) over the ranks and agrees on
+    /// stopping; returns the summed scalars. Call between the backward pass and `update`.
+    public func sumOverRanks(_ scalars: [Float]) throws -> [Float] {
+        let summed = try parallel.sumGradients(params, scalars: scalars + [InterruptFlag.isSet ? 1 : 0])
+        stopRequested = summed.last! > 0
+        return Array(summed.dropLast())
+    }
+
+    /// Runs `slice` (forward and backward from fresh gradients, returning its partial loss sums) on
+    /// consecutive pieces of `positions` of at most `microBatch` samples, adding the pieces'
+    /// gradients in order; returns the loss sums added up. With one piece the gradients stay as
+    /// its backward pass left them, so a 2-rank run and a 1-process run with `microBatch` = half
+    /// the batch compute the same pieces and add them the same way (bit-identical weights).
+    func accumulate(_ positions: Range<Int>, microBatch: Int?, _ slice: (Range<Int>) throws -> [Double]) throws -> [Double] {
+        let m = max(microBatch ?? positions.count, 1)
+        var sums: [Double] = []
+        var total: [Tensor]?
+        for lo in stride(from: positions.lowerBound, to: positions.upperBound, by: m) {
+            let part = try slice(lo..<min(lo + m, positions.upperBound))
+            sums = sums.isEmpty ? part : zip(sums, part).map { $0 + $1 }
+            guard positions.count > m else { continue }
+            let grads = params.map { $0.1.grad! }
+            if let total {
+                for (t, g) in zip(total, grads) { for i in 0..<t.count { t.data[i] += g.data[i] } }
+            } else {
+                total = grads.map { $0.copy() }
+            }
+        }
+        if let total { for ((_, p), t) in zip(params, total) { p.grad!.copy(from: t) } }
+        return sums
+    }
+
     public func update(step: Int, schedule: LearningRateSchedule, maxGradNorm: Float) {
         let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "optimiser: clip, AdamW, EMA") }
         optimizer.clipGradients(maxNorm: maxGradNorm)
@@ -88,6 +128,7 @@ public struct TrainingProgress {
 /// `checkpointEvery` steps and at the end, `periodic` (samples, held-out scores) every `sampleEvery`,
 /// and a progress report at least every 10 s.
 func runTrainingLoop(step: () -> Int, totalSteps: Int, batchSize: Int, checkpointEvery: Int, sampleEvery: Int,
+                     stopRequested: () -> Bool = { InterruptFlag.isSet },
                      trainStep: () throws -> Float, checkpoint: () throws -> URL,
                      periodic: ((Int) throws -> String?)?, report: (TrainingProgress) -> Void) throws {
     let start = Date()
@@ -101,7 +142,8 @@ func runTrainingLoop(step: () -> Int, totalSteps: Int, batchSize: Int, checkpoin
         let s = step()
         var messages: [String] = []
         if let periodic, s % sampleEvery == 0 || s == totalSteps, let m = try periodic(s) { messages.append(m) }
-        if s % checkpointEvery == 0 || s == totalSteps || InterruptFlag.isSet {
+        let stop = stopRequested()
+        if s % checkpointEvery == 0 || s == totalSteps || stop {
             messages.append("checkpoint \(try checkpoint().lastPathComponent)")
         }
         let now = Date()
@@ -113,6 +155,6 @@ func runTrainingLoop(step: () -> Int, totalSteps: Int, batchSize: Int, checkpoin
             lastReport = now
             samplesSince = 0
         }
-        if InterruptFlag.isSet { return }
+        if stop { return }
     }
 }

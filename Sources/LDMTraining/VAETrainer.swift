@@ -33,6 +33,8 @@ public struct VAETrainingConfig: Codable, Sendable {
     public var maxGradNorm: Float = 1
     /// Seed of the initial weights and of every step's noise.
     public var seed: UInt64 = 0
+    /// Samples per forward/backward pass (gradient accumulation; see DiffusionTrainingConfig).
+    public var microBatch: Int?
     /// Steps between checkpoints and between sample grids.
     public var checkpointEvery: Int = 500
     public var sampleEvery: Int = 500
@@ -114,13 +116,24 @@ public final class VAETrainer {
     /// One optimiser step on batch `step`; returns the loss.
     public func trainStep() throws -> Float {
         let b = config.batchSize
-        let (x, _) = try dataset.batch(from: step * b, count: b)
-        var rng = stepRandom(seed: config.seed, step: step, stream: 1)
         vae.setTraining(true)
         if config.decoderOnly {   // the frozen encoder keeps no activations for a backward pass
             vae.encoder.setTraining(false)
             vae.quantConv?.setTraining(false)
         }
+        let sums = try state.accumulate(state.parallel.localRange(batch: b), microBatch: config.microBatch, sliceBackward)
+        let s = dataset.imageSize, f = config.vaeConfig.downsamplingFactor
+        let perImage = 3 * s * s, perLatent = config.latentChannels * (s / f) * (s / f)
+        return try finishStep(l1: sums[0], l2: sums[1], kl: sums[2], n: Float(b * perImage), nl: Float(b * perLatent))
+    }
+
+    /// Forward and backward of the batch positions `positions` of step `step` from fresh
+    /// gradients, the loss normalised by the whole batch; returns the slice's L1, L2 and KL sums.
+    func sliceBackward(_ positions: Range<Int>) throws -> [Double] {
+        let b = config.batchSize
+        let (x, _) = try dataset.batch(from: step * b + positions.lowerBound, count: positions.count)
+        var rng = PerSampleRandom(seed: config.seed, sampleIndices: (step * b + positions.lowerBound)..<(step * b + positions.upperBound),
+                                  stream: 1)
         vae.zeroGradients()
         // Forward: moments → (μ, log σ²) → z → x̂.
         var moments = vae.encoder(x)
@@ -136,8 +149,8 @@ public final class VAETrainer {
         }
         let zq = vae.postQuantConv.map { $0(z) } ?? z
         let xhat = vae.decoder(zq)
-        // Loss and its gradient with respect to x̂.
-        let n = Float(x.count), nl = Float(mu.count)
+        // Loss and its gradient with respect to x̂, normalised by the whole batch (see DataParallel.swift).
+        let n = Float(b * (x.count / positions.count)), nl = Float(b * (mu.count / positions.count))
         var l1 = 0.0, l2 = 0.0, kl = 0.0
         let dx = Tensor(uninitialized: x.shape)
         for i in 0..<x.count {
@@ -154,7 +167,7 @@ public final class VAETrainer {
                 let lv = min(max(logvarRaw.data[i], -30), 20), m = mu.data[i]
                 kl += Double(0.5 * (m * m + expf(lv) - 1 - lv))
             }
-            return finishStep(l1: l1, l2: l2, kl: kl, n: n, nl: nl)
+            return [l1, l2, kl]
         }
         let dmu = Tensor(uninitialized: mu.shape), dlv = Tensor(uninitialized: mu.shape)
         for i in 0..<mu.count {
@@ -174,12 +187,14 @@ public final class VAETrainer {
         var dmoments = concat([dmu, dlv], dim: 1)
         if let q = vae.quantConv { dmoments = q.backward(dmoments)! }
         _ = vae.encoder.backward(dmoments)
-        return finishStep(l1: l1, l2: l2, kl: kl, n: n, nl: nl)
+        return [l1, l2, kl]
     }
 
     /// The optimiser update after a backward pass; returns the step's loss.
-    private func finishStep(l1: Double, l2: Double, kl: Double, n: Float, nl: Float) -> Float {
+    private func finishStep(l1: Double, l2: Double, kl: Double, n: Float, nl: Float) throws -> Float {
         vae.setTraining(false)
+        let sums = try state.sumOverRanks([Float(l1), Float(l2), Float(kl)])
+        let (l1, l2, kl) = (Double(sums[0]), Double(sums[1]), Double(sums[2]))
         state.update(step: step, schedule: LearningRateSchedule(peak: config.learningRate, warmupSteps: config.warmupSteps,
                                                                 totalSteps: config.steps, floor: config.learningRate * 0.05),
                      maxGradNorm: config.maxGradNorm)
@@ -190,11 +205,14 @@ public final class VAETrainer {
 
     /// Runs until `config.steps` (or an interrupt), checkpointing periodically and at the end, and
     /// scoring held-out reconstructions every `sampleEvery` steps.
+    /// On ranks other than 0 there are no held-out scores (rank 0 writes them).
     public func run(report: (TrainingProgress) -> Void) throws {
+        try state.parallel.check(batch: config.batchSize)
         try runTrainingLoop(step: { step }, totalSteps: config.steps, batchSize: config.batchSize,
                             checkpointEvery: config.checkpointEvery, sampleEvery: config.sampleEvery,
+                            stopRequested: { self.state.stopRequested },
                             trainStep: trainStep, checkpoint: checkpoint,
-                            periodic: { s in
+                            periodic: !state.parallel.isRoot ? nil : { s in
                                 let grid = try self.writeReconstructionGrid(step: s)
                                 return String(format: "held-out PSNR %.2f dB (EMA weights); %@", try self.heldOutPSNR(useEMA: true), grid)
                             },

@@ -33,6 +33,10 @@ struct EvalCommand: ParsableCommand {
     var lora: [String] = []
     @Option(help: "Also write the settings, figures and sampling seconds per image as JSON to this path (for `ldm report tradeoff`).")
     var json: String?
+    @Option(help: ArgumentHelp("Evaluate only shard I of N of the prompts (prompt k when k mod N = I; merge the shards' --json files with `ldm report merge`); default: from a Slurm job array, a Kubernetes Indexed Job or MPI ranks when run under one.",
+                               valueName: "I/N"))
+    var shard: String?
+    @Option(help: "The number of shards of a Kubernetes Indexed Job (its completions; or set LDM_SHARD_COUNT).") var shardCount: Int?
 
     func validate() throws {
         if (prompts == nil) == (folder == nil) { throw ValidationError("give either --prompts FILE or --folder DIR") }
@@ -40,6 +44,8 @@ struct EvalCommand: ParsableCommand {
         if let sampler, SamplerName(rawValue: sampler) == nil { throw ValidationError("unknown sampler \(sampler)") }
         try validateGuidanceRescale(guidanceRescale)
         if let json { try requireWritableFolder(for: json, option: "--json") } // before a long run, not after it
+        if let shard { do { _ = try Shard.parse(shard) } catch { throw ValidationError("\(error)") } }
+        if let shardCount, shardCount < 1 { throw ValidationError("--shard-count must be at least 1") }
     }
 
     func run() throws {
@@ -56,6 +62,10 @@ struct EvalCommand: ParsableCommand {
             parsed.append((p, c))
         }
         if parsed.isEmpty { throw ValidationError("prompt file \(prompts) has no prompts") }
+        let shard: Shard?
+        do { shard = try Shard.resolve(flag: self.shard, shardCount: shardCount) } catch { throw ValidationError("\(error)") }
+        let mine = parsed.indices.filter { shard?.contains($0) ?? true }
+        if let shard { FileHandle.standardError.write(Data("\(shard): \(mine.count) of \(parsed.count) prompts\n".utf8)) }
         let folder = try model.folder()
         let defaults = ModelDefaults.load(folder)
         let pipeline = try StableDiffusionPipeline(folder: folder)
@@ -75,7 +85,8 @@ struct EvalCommand: ParsableCommand {
         let samplerName = (sampler ?? defaults.sampler).flatMap(SamplerName.init(rawValue:))
         let rescale = guidanceRescale ?? defaults.guidanceRescale ?? 0
         if let out { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
-        for (i, (prompt, caption)) in parsed.enumerated() {
+        for (done, i) in mine.enumerated() {
+            let (prompt, caption) = parsed[i]
             var r = GenerationRequest(prompt: prompt)
             r.steps = steps
             r.guidance = guidance
@@ -97,13 +108,15 @@ struct EvalCommand: ParsableCommand {
                     try withText.write(to: URL(fileURLWithPath: out).appendingPathComponent(name).path)
                 }
             }
-            progress.report(step: i + 1, total: parsed.count, elapsed: Date().timeIntervalSince(start),
-                            detail: String(format: "%.0f%% so far", 100 * (evaluation.overall.accuracy ?? 0)), final: i + 1 == parsed.count)
+            progress.report(step: done + 1, total: mine.count, elapsed: Date().timeIntervalSince(start),
+                            detail: String(format: "%.0f%% so far", 100 * (evaluation.overall.accuracy ?? 0)), final: done + 1 == mine.count)
         }
-        let figures = ShapesEvaluationResult(evaluation, model: folder.path, prompts: prompts, imagesPerPrompt: images,
+        var figures = ShapesEvaluationResult(evaluation, model: folder.path, prompts: prompts, imagesPerPrompt: images,
                                              steps: steps, guidance: guidance,
                                              sampler: samplerName?.displayName ?? pipeline.folderSamplerLabel, seed: seed,
                                              generationSeconds: generationSeconds)
+        if let shard { (figures.shardIndex, figures.shardCount, figures.promptCount) = (shard.index, shard.count, parsed.count) }
+        if let shard { print("\(shard): prompts \(mine.map { String($0 + 1) }.joined(separator: ", ")) of \(parsed.count)") }
         print("model \(folder.path), \(images) images per prompt, \(steps) steps, guidance \(guidance)"
               + (rescale > 0 ? ", guidance rescale \(rescale)" : ""))
         evaluation.printTable()

@@ -84,7 +84,7 @@ struct GenerateArguments: ParsableArguments {
     @Option(help: "Guidance rescale φ in [0, 1] (default: the model's, else 0).") var guidanceRescale: Float?
     @Option(help: "Sampler: \(SamplerName.allCases.map(\.rawValue).joined(separator: " ")) (default: the model's scheduler).")
     var sampler: String?
-    @Option(help: "Seed.") var seed: UInt64 = 0
+    @Option(help: "Seed (with --prompts, prompt k of the file, counted from 0, uses seed + k).") var seed: UInt64 = 0
     @Option(help: "Random source: torch (same image as diffusers for the same seed) or swift.") var rng: String = "torch"
     @Option(help: "Width in pixels, a multiple of 8.") var width: Int?
     @Option(help: "Height in pixels, a multiple of 8.") var height: Int?
@@ -93,6 +93,11 @@ struct GenerateArguments: ParsableArguments {
     @Option(help: "Latent pixels per VAE tile when tiling (default \(TiledDecoding().tile)).") var vaeTile: Int?
     @Option(help: "Images per prompt.") var batch: Int = 1
     @Option(help: "A file of prompts, one per line (# starts a comment): one image (set) per prompt.") var prompts: String?
+    @Option(help: ArgumentHelp("Run only shard I of N of the prompts (prompt k when k mod N = I), skipping images already written; default: from a Slurm job array, a Kubernetes Indexed Job or MPI ranks when run under one.",
+                               valueName: "I/N"))
+    var shard: String?
+    @Option(help: "The number of shards of a Kubernetes Indexed Job (its completions; or set LDM_SHARD_COUNT).") var shardCount: Int?
+    @Flag(help: "Skip prompts whose images are all already written (sharded runs always do).") var skipExisting = false
     @Option(name: [.short, .long], help: "Output PNG (numbered -1, -2 … when there are several images).") var output: String = "image.png"
     @Option(help: ArgumentHelp("A LoRA file (kohya or diffusers/peft .safetensors) and its weight, default 1; repeatable.",
                                valueName: "path[:weight]"))
@@ -126,6 +131,8 @@ struct GenerateArguments: ParsableArguments {
     func validate() throws {
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1 (got \(steps))") }
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
+        if let shard { do { _ = try Shard.parse(shard) } catch { throw ValidationError("\(error)") } }
+        if let shardCount, shardCount < 1 { throw ValidationError("--shard-count must be at least 1") }
         if let sampler, SamplerName(rawValue: sampler) == nil {
             throw ValidationError("unknown sampler \(sampler); choose one of: \(SamplerName.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -190,10 +197,15 @@ func validateGuidanceRescale(_ value: Float?) throws {
     if let value, value < 0 || value > 1 { throw ValidationError("--guidance-rescale must be in [0, 1]") }
 }
 
-/// Runs the library's Generator for every prompt and writes the PNGs (with their `parameters` text).
+/// Runs the library's Generator for every prompt (of this task's shard) and writes the PNGs (with
+/// their `parameters` text): prompt k of the list uses seed + k and writes the images numbered
+/// k·batch + 1 …, so shards together write exactly what one unsharded run writes.
 func runGeneration(model: ModelArguments, args: GenerateArguments, label: String,
                    prepare: (inout GenerationJob) throws -> Void = { _ in }) throws {
     let prompts = try args.promptList()
+    let shard: Shard?
+    do { shard = try Shard.resolve(flag: args.shard, shardCount: args.shardCount) } catch { throw ValidationError("\(error)") }
+    let mine = prompts.indices.filter { shard?.contains($0) ?? true }
     let modelPath = try model.folder()
     try model.check()
     if let dir = args.embeddingsDir {
@@ -215,15 +227,25 @@ func runGeneration(model: ModelArguments, args: GenerateArguments, label: String
     }
     let previewPath = URL(fileURLWithPath: args.output).deletingPathExtension().path + "-preview.png"
     let total = prompts.count * args.batch
-    var written = 0
-    for (pi, prompt) in prompts.enumerated() {
+    if let shard {
+        progress.note("\(shard): \(mine.count) of \(prompts.count) prompts"
+                      + (mine.isEmpty ? "" : " (prompt \(mine.prefix(4).map { String($0 + 1) }.joined(separator: ", "))\(mine.count > 4 ? ", …" : ""))"))
+    }
+    let skipExisting = args.skipExisting || shard != nil
+    for pi in mine {
+        let prompt = prompts[pi]
+        let paths = (0..<args.batch).map { outputPath(args.output, index: pi * args.batch + $0, total: total) }
+        if skipExisting && paths.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) {
+            progress.note("prompt \(pi + 1)/\(prompts.count): \(paths.count == 1 ? paths[0] : "its images") already written, skipped")
+            continue
+        }
         var job = GenerationJob(prompt: prompt)
         job.negativePrompt = args.negativePrompt
         job.steps = args.steps
         job.guidance = args.guidance
         job.guidanceRescale = args.guidanceRescale
         job.sampler = args.sampler.flatMap(SamplerName.init(rawValue:))
-        job.seed = args.seed
+        job.seed = args.seed &+ UInt64(pi)
         job.rng = RNGKind(rawValue: args.rng) ?? .torch
         job.width = args.width
         job.height = args.height
@@ -263,11 +285,9 @@ func runGeneration(model: ModelArguments, args: GenerateArguments, label: String
             progress.report(step: i, total: n, elapsed: Date().timeIntervalSince(start),
                             detail: prompts.count > 1 ? "prompt \(pi + 1)/\(prompts.count)" : "", final: i == n)
         }, preview: writePreview)
-        for image in images {
-            let path = outputPath(args.output, index: written, total: total)
-            try image.png.write(to: path)
+        for (image, path) in zip(images, paths) {
+            try image.png.write(to: path)   // whole or not at all: a temporary file, then a rename
             progress.note("wrote \(path)")
-            written += 1
         }
     }
 }

@@ -6,10 +6,13 @@ import Foundation
 struct ProgressReporter {
     let isTerminal = isatty(STDERR_FILENO) != 0
     let label: String
+    /// Prints nothing (the ranks other than 0 of a data-parallel run).
+    var silent = false
 
     /// "label step 12/100  … elapsed 0:31, ETA 4:02".
     /// `startedAt`: the step this process began from (a resumed run), so the ETA uses this run's pace.
     func report(step: Int, total: Int, elapsed: Double, detail: String = "", final: Bool = false, startedAt: Int = 0) {
+        if silent { return }
         let done = step - startedAt
         let eta = done > 0 ? elapsed / Double(done) * Double(total - step) : 0
         let line = "\(label) \(step)/\(total)\(detail.isEmpty ? "" : "  " + detail)  elapsed \(clock(elapsed)), ETA \(clock(eta))"
@@ -22,6 +25,7 @@ struct ProgressReporter {
 
     /// A plain message on its own line.
     func note(_ message: String) {
+        if silent { return }
         FileHandle.standardError.write(((isTerminal ? "\r\u{1B}[K" : "") + message + "\n").data(using: .utf8)!)
     }
 }

@@ -7,7 +7,7 @@ import LDMBench
 
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "report", abstract: "Reports drawn from earlier measurements.", subcommands: [Tradeoff.self])
+        commandName: "report", abstract: "Reports drawn from earlier measurements.", subcommands: [Tradeoff.self, Merge.self])
 
     struct Tradeoff: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -40,6 +40,32 @@ struct ReportCommand: ParsableCommand {
             print(report.markdown)
             if let markdown { try report.writeMarkdown(to: markdown) }
             if let chart { try report.chart(title: title).render().write(to: chart) }
+        }
+    }
+
+    struct Merge: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "merge",
+            abstract: "Merge the --json files of a sharded `ldm eval` (one per shard) into the evaluation of all prompts.")
+        @Argument(help: "The shards' `ldm eval --shard I/N --json` files, every shard once.") var files: [String] = []
+        @Option(help: "Write the merged JSON here (as `ldm eval --json` writes it).") var json: String?
+
+        func validate() throws {
+            if files.isEmpty { throw ValidationError("give the shards' JSON files") }
+            if let json { try requireWritableFolder(for: json, option: "--json") }
+        }
+
+        func run() throws {
+            let merged: ShapesEvaluationResult
+            do { merged = try ShapesEvaluationResult.merged(try files.map(ShapesEvaluationResult.read), names: files) } catch {
+                throw ValidationError("\(error)")
+            }
+            print("merged \(files.count) shards: \(merged.images) images")
+            for (form, t) in merged.forms.sorted(by: { $0.key < $1.key }) where t.total > 0 {
+                print(String(format: "%@: %d/%d (%.1f%%)", form, t.correct, t.total, 100 * (t.accuracy ?? 0)))
+            }
+            print(String(format: "overall: %d/%d (%.1f%%)", merged.overall.correct, merged.overall.total, 100 * (merged.overall.accuracy ?? 0)))
+            if let json { try merged.write(to: json) }
         }
     }
 }

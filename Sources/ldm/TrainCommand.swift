@@ -22,7 +22,9 @@ struct TrainCommand: ParsableCommand {
         @Flag(help: "Continue from the newest complete checkpoint in the run folder.")
         var resume = false
         @Option(help: "Total optimiser steps.") var steps: Int?
-        @Option(help: "Images per step.") var batch: Int?
+        @Option(help: "Images per step (the global batch: in a data-parallel run it is split over the ranks).") var batch: Int?
+        @Option(help: "Images per forward/backward pass: each rank's share of the batch runs in pieces of at most this many, their gradients added (gradient accumulation: less memory, the same step up to rounding).")
+        var microBatch: Int?
         @Option(help: "Peak learning rate.") var lr: Float?
         @Option(help: "Seed of the initial weights and the noise.") var seed: UInt64?
         @Option(help: "Steps between checkpoints.") var checkpointEvery: Int?
@@ -34,6 +36,7 @@ struct TrainCommand: ParsableCommand {
         func validate() throws {
             if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
             if let batch, batch < 1 { throw ValidationError("--batch must be at least 1") }
+            if let microBatch, microBatch < 1 { throw ValidationError("--micro-batch must be at least 1") }
         }
 
         var folder: URL { URL(fileURLWithPath: run) }
@@ -80,6 +83,36 @@ struct TrainCommand: ParsableCommand {
         try grid.write(to: path)
         let t = evaluation.overall
         return "samples \(path): \(t.correct)/\(t.total) judged right"
+    }
+
+    /// Runs a training command's body in this process's place among the ranks a launcher started
+    /// (one process outside a launcher). In a multi-rank run an error on any rank ends every rank:
+    /// this one prints it, MPI_Abort has the launcher stop the others, and they say so.
+    static func onRanks(_ body: (DataParallel) throws -> Void) throws {
+        let communicator: Communicator
+        do { communicator = try ParallelLaunch.communicator() } catch { throw ValidationError("\(error)") }
+        let parallel = DataParallel(communicator)
+        guard parallel.size > 1 else { return try body(parallel) }
+        ParallelLaunch.explainTermination(rank: parallel.rank, size: parallel.size)
+        do { try body(parallel) } catch {
+            ParallelLaunch.abort(communicator, message: "ldm: rank \(parallel.rank) of \(parallel.size): \(error)")
+        }
+    }
+
+    /// Rank 0 makes what the run folder lacks first (the tokenizer a fresh run learns), the others
+    /// read it after: `make` runs on rank 0, then on the rest.
+    static func rootFirst<T>(_ parallel: DataParallel, _ make: () throws -> T) throws -> T {
+        if !parallel.isRoot { try parallel.communicator.barrier() }
+        let value = try make()
+        if parallel.isRoot { try parallel.communicator.barrier() }
+        return value
+    }
+
+    /// "; 2 ranks of 4 samples each" for the start-up line of a data-parallel run.
+    static func ranksNote(_ parallel: DataParallel, batch: Int) -> String {
+        guard parallel.size > 1 else { return "" }
+        let shares = Set((0..<parallel.size).map { r in (r + 1) * batch / parallel.size - r * batch / parallel.size }).sorted()
+        return "; data-parallel over \(parallel.size) ranks (\(shares.map(String.init).joined(separator: " or ")) samples each per step)"
     }
 
     static func report(_ p: ProgressReporter, _ t: TrainingProgress) {
@@ -133,19 +166,27 @@ struct TrainCommand: ParsableCommand {
             if let v = layers { c.layersPerBlock = v }
             if let v = options.steps { c.steps = v }
             if let v = options.batch { c.batchSize = v }
+            if let v = options.microBatch { c.microBatch = v }
             if let v = options.lr { c.learningRate = v }
             if let v = options.seed { c.seed = v }
             if let v = options.checkpointEvery { c.checkpointEvery = v; c.sampleEvery = v }
+            try TrainCommand.onRanks { parallel in try train(c, parallel) }
+        }
+
+        private func train(_ c: VAETrainingConfig, _ parallel: DataParallel) throws {
             let (train, heldOut) = try options.makeDataset()
             let trainer = try VAETrainer(config: c, dataset: train, heldOut: heldOut, runFolder: options.folder)
-            let progress = ProgressReporter(label: "train vae")
+            trainer.state.parallel = parallel
+            var progress = ProgressReporter(label: "train vae")
+            progress.silent = !parallel.isRoot
             if options.resume, let s = try trainer.resume() { progress.note("resumed from step \(s)") }
             progress.note("VAE \(groupedDigits(trainer.vae.parameterCount)) parameters, f = \(c.vaeConfig.downsamplingFactor), batch \(c.batchSize)"
                           + (c.decoderOnly ? ", decoder only (\(groupedDigits(trainer.state.params.reduce(0) { $0 + $1.1.value.count })) trained)" : "")
-                          + (c.initialWeights.map { ", from \($0)" } ?? "") + "; run folder \(options.run)")
+                          + (c.initialWeights.map { ", from \($0)" } ?? "") + "; run folder \(options.run)"
+                          + TrainCommand.ranksNote(parallel, batch: c.batchSize))
             InterruptFlag.install()
             try trainer.run { TrainCommand.report(progress, $0) }
-            if let export = options.export, trainer.step >= c.steps {
+            if let export = options.export, trainer.step >= c.steps, parallel.isRoot {
                 let url = URL(fileURLWithPath: export)
                 let psnr = try trainer.heldOutPSNR(useEMA: true)
                 let model = try trainer.emaModel()
@@ -221,10 +262,10 @@ struct TrainCommand: ParsableCommand {
             if let v = warmup { c.warmupSteps = v }
             if let v = options.steps { c.steps = v }
             if let v = options.batch { c.batchSize = v }
+            c.microBatch = options.microBatch
             if let v = options.lr { c.learningRate = v }
             if let v = options.seed { c.seed = v }
             if let v = options.checkpointEvery { c.checkpointEvery = v }
-            let fm = FileManager.default
             // A run that continues keeps its own settings (architecture, objective, schedule);
             // only --steps, --batch and --checkpoint-every given on this command line change them.
             func continuing(_ saved: URL, of source: String) throws {
@@ -240,6 +281,7 @@ struct TrainCommand: ParsableCommand {
                 if options.steps != nil { c.steps = given.steps }
                 if options.batch != nil { c.batchSize = given.batchSize }
                 if options.checkpointEvery != nil { c.checkpointEvery = given.checkpointEvery }
+                c.microBatch = given.microBatch
             }
             var compactStep: Int?
             if let (_, url) = CheckpointStore(folder: options.folder).latest(), options.resume {
@@ -251,11 +293,6 @@ struct TrainCommand: ParsableCommand {
                     throw ValidationError("\(resumeFrom) is not a compact checkpoint (no state.json with a step)")
                 }
                 try continuing(from.appendingPathComponent("diffusion-training.json"), of: "the compact checkpoint \(resumeFrom)")
-                let tok = options.folder.appendingPathComponent("tokenizer")
-                if !fm.fileExists(atPath: tok.path) {
-                    try fm.createDirectory(at: options.folder, withIntermediateDirectories: true)
-                    try fm.copyItem(at: from.appendingPathComponent("tokenizer"), to: tok)
-                }
                 compactStep = step
                 c.restartStep = step
             }
@@ -267,11 +304,27 @@ struct TrainCommand: ParsableCommand {
             if let highNoiseShare { c.highNoiseShare = highNoiseShare }
             if let spreadRelations { c.spreadRelations = spreadRelations }
             if let qkLrScale { c.attentionQKLearningRateScale = qkLrScale }
+            try TrainCommand.onRanks { parallel in try train(c, compactStep: compactStep, parallel) }
+        }
+
+        private func train(_ c: DiffusionTrainingConfig, compactStep: Int?, _ parallel: DataParallel) throws {
             let (train, _) = try options.makeDataset(captionMix: c.captionMix, spreadRelations: c.spreadRelations)
-            let captions = try (0..<5000).map { try train.sample($0).caption }
+            // The tokenizer learns its words from every caption of a folder, or 5,000 generated ones.
+            let captions = try (0..<(train.count ?? 5000)).map { try train.sample($0).caption }
             let space: LatentSpace = try vae.map { try LatentSpace(vaeFolder: URL(fileURLWithPath: $0)) } ?? .pixels
-            let trainer = try DiffusionTrainer(config: c, space: space, dataset: train, captions: captions, runFolder: options.folder)
-            let progress = ProgressReporter(label: "train unet")
+            let trainer = try TrainCommand.rootFirst(parallel) {
+                // A run started from a compact checkpoint keeps its tokenizer.
+                let tok = options.folder.appendingPathComponent("tokenizer")
+                let fm = FileManager.default
+                if compactStep != nil, let resumeFrom, !fm.fileExists(atPath: tok.path) {
+                    try fm.createDirectory(at: options.folder, withIntermediateDirectories: true)
+                    try fm.copyItem(at: URL(fileURLWithPath: resumeFrom).appendingPathComponent("tokenizer"), to: tok)
+                }
+                return try DiffusionTrainer(config: c, space: space, dataset: train, captions: captions, runFolder: options.folder)
+            }
+            trainer.state.parallel = parallel
+            var progress = ProgressReporter(label: "train unet")
+            progress.silent = !parallel.isRoot
             if let compactStep, let resumeFrom {
                 try trainer.load(checkpoint: URL(fileURLWithPath: resumeFrom), step: compactStep)
                 progress.note("started from the compact checkpoint \(resumeFrom) at step \(compactStep)")
@@ -285,14 +338,23 @@ struct TrainCommand: ParsableCommand {
             let u = trainer.unet.config
             let grid = "\(u.inChannels)×\(u.sampleSize)×\(u.sampleSize)"
             progress.note("U-Net \(groupedDigits(trainer.unet.parameterCount)) + text encoder \(groupedDigits(trainer.text.parameterCount)) parameters, vocabulary \(trainer.tokenizer.vocabularySize), batch \(c.batchSize); "
-                + (space.isPixelSpace ? "pixel space, \(grid)" : "latent space, \(grid) (f = \(space.downsamplingFactor))"))
+                + (space.isPixelSpace ? "pixel space, \(grid)" : "latent space, \(grid) (f = \(space.downsamplingFactor))")
+                + TrainCommand.ranksNote(parallel, batch: c.batchSize))
             InterruptFlag.install()
-            try writeSchedulerConfig(trainer.config, to: options.folder)
-            let held = ShapesDataset(seed: 2)
-            let samplePrompts = try (0..<20).map { try held.sample($0).caption }
+            if parallel.isRoot { try writeSchedulerConfig(trainer.config, to: options.folder) }
+            // Sample prompts: held-out Shapes captions, or 20 captions spread over a folder dataset.
+            let samplePrompts: [String]
+            if options.dataset == "shapes" {
+                let held = ShapesDataset(seed: 2)
+                samplePrompts = try (0..<20).map { try held.sample($0).caption }
+            } else {
+                let count = train.count ?? 20
+                samplePrompts = try (0..<min(20, count)).map { try train.sample($0 * count / min(20, count)).caption }
+            }
             try trainer.run(report: { TrainCommand.report(progress, $0) }, onSample: { step in
                 try TrainCommand.sampleGrid(trainer, prompts: samplePrompts, folder: options.folder, step: step)
             })
+            guard parallel.isRoot else { return }
             if let saveCompact {
                 try trainer.saveCompact(to: URL(fileURLWithPath: saveCompact))
                 progress.note("wrote the compact checkpoint \(saveCompact) (step \(trainer.step))")

@@ -18,13 +18,25 @@ struct RunResult {
     var stderr: String
 }
 
-/// Runs `ldm` with `arguments`, from the repository root.
+/// Runs `ldm` with `arguments`, from the repository root; `environment` adds to (or with nil
+/// values removes from) this process's environment.
 @discardableResult
-func ldm(_ arguments: [String]) throws -> RunResult {
+func ldm(_ arguments: [String], environment: [String: String?] = [:]) throws -> RunResult {
+    try runProgram(productsFolder.appendingPathComponent("ldm"), arguments, environment: environment)
+}
+
+/// Runs a program from the repository root and collects its output.
+@discardableResult
+func runProgram(_ executable: URL, _ arguments: [String], environment: [String: String?] = [:]) throws -> RunResult {
     let p = Process()
-    p.executableURL = productsFolder.appendingPathComponent("ldm")
+    p.executableURL = executable
     p.arguments = arguments
     p.currentDirectoryURL = repositoryRoot
+    if !environment.isEmpty {
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        p.environment = env
+    }
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err
