@@ -8,6 +8,7 @@ import Foundation
 import LDMBench
 import LDMCore
 import LDMDiffusion
+import LDMEmoji
 import LDMIO
 import LDMModels
 import LDMService
@@ -17,7 +18,9 @@ struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval", abstract: "Prompt adherence on the Shapes world, per caption form.")
     @OptionGroup var model: ModelArguments
-    @Option(help: "Prompts, one per line (# comments), in the Shapes caption grammar.") var prompts: String?
+    @Option(help: "shapes (the Shapes analyser) or emoji (emoji names judged against the colour emoji font's drawings of every emoji: identity and skin tone).")
+    var kind: String = "shapes"
+    @Option(help: "Prompts, one per line (# comments), in the Shapes caption grammar (--kind emoji: emoji-test.txt names).") var prompts: String?
     @Option(help: "Score the images of this folder instead of generating: each PNG beside a same-named .txt caption in the Shapes grammar (no model is loaded).")
     var folder: String?
     @Option(help: "Images per prompt.") var images: Int = 4
@@ -38,7 +41,13 @@ struct EvalCommand: ParsableCommand {
     var shard: String?
     @Option(help: "The number of shards of a Kubernetes Indexed Job (its completions; or set LDM_SHARD_COUNT).") var shardCount: Int?
 
+    @Option(help: "--kind emoji: the names held out of training (default Prompts/emoji-holdout.txt); scores are given for them and for the rest apart.")
+    var heldOut: String?
+    @Option(help: "--kind emoji: the colour emoji font.") var font: String = EmojiFont.debianPath
+    @Option(name: .customLong("emoji-test"), help: "--kind emoji: Unicode's emoji-test.txt.") var emojiTest: String = EmojiCatalogue.debianPath
+
     func validate() throws {
+        if kind != "shapes" && kind != "emoji" { throw ValidationError("--kind is shapes or emoji, not \(kind)") }
         if (prompts == nil) == (folder == nil) { throw ValidationError("give either --prompts FILE or --folder DIR") }
         if images < 1 { throw ValidationError("--images must be at least 1") }
         if let sampler, SamplerName(rawValue: sampler) == nil { throw ValidationError("unknown sampler \(sampler)") }
@@ -49,6 +58,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
+        if kind == "emoji" { return try runEmoji() }
         if let folder { return try scoreFolder(folder) }
         guard let prompts else { return }
         guard let text = try? String(contentsOfFile: prompts, encoding: .utf8) else {
@@ -150,5 +160,76 @@ struct EvalCommand: ParsableCommand {
               + (dataset.skipped.isEmpty ? "" : ", \(dataset.skipped.count) files without a caption or not PNG"))
         evaluation.printTable()
         if attributes { print(evaluation.attributeTable) }
+    }
+
+    /// `--kind emoji`: images drawn for emoji names (or a folder's images with their captions),
+    /// judged against the font's drawings (LDMEmoji/EmojiEvaluation.swift), held-out names apart.
+    private func runEmoji() throws {
+        let catalogue: [EmojiEntry]
+        let emojiFont: EmojiFont
+        do {
+            catalogue = try EmojiCatalogue.read(path: emojiTest).fullyQualified
+            emojiFont = try EmojiFont(path: font)
+        } catch { throw ValidationError("\(error)") }
+        let heldOutNames: Set<String>
+        if let path = heldOut ?? shippedFile("Prompts/emoji-holdout.txt")?.path {
+            do { heldOutNames = Set(try EmojiExclusionList.read(path: path).names.map(\.name)) } catch { throw ValidationError("\(error)") }
+        } else {
+            heldOutNames = []
+        }
+        let known = Set(catalogue.map(\.name))
+        FileHandle.standardError.write(Data("drawing the \(catalogue.count) reference emoji\n".utf8))
+        let references = try EmojiReferences(entries: catalogue, font: emojiFont)
+        var seen = EmojiScore(), held = EmojiScore()
+        var judged: [EmojiJudgement] = []
+        func record(_ j: EmojiJudgement) {
+            if heldOutNames.contains(j.name) { held.record(j) } else { seen.record(j) }
+            judged.append(j)
+        }
+        if let folder {
+            let dataset = try FolderDataset(directory: folder, size: 64)
+            for i in 0..<dataset.count {
+                let name = try dataset.caption(at: i)
+                guard known.contains(name) else { continue }
+                record(references.judge(try RGBImage.read(path: dataset.entries[i].imagePath), name: name))
+            }
+        } else if let prompts {
+            guard let text = try? String(contentsOfFile: prompts, encoding: .utf8) else { throw ValidationError("cannot read prompt file \(prompts)") }
+            let names = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+            if let unknown = names.first(where: { !known.contains($0) }) {
+                throw ValidationError("\"\(unknown)\" is not a fully-qualified emoji name of \(emojiTest)")
+            }
+            let folder = try model.folder()
+            let defaults = ModelDefaults.load(folder)
+            let pipeline = try StableDiffusionPipeline(folder: folder)
+            let progress = ProgressReporter(label: "eval emoji")
+            let start = Date()
+            if let out { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
+            for (i, name) in names.enumerated() {
+                var r = GenerationRequest(prompt: name)
+                r.steps = steps ?? defaults.steps ?? 20
+                r.guidance = guidance ?? defaults.guidance ?? 7.5
+                r.guidanceRescale = guidanceRescale ?? defaults.guidanceRescale ?? 0
+                r.sampler = (sampler ?? defaults.sampler).flatMap(SamplerName.init(rawValue:))
+                r.seed = seed + UInt64(i)
+                r.batch = images
+                let result = try pipeline.generate(r)
+                for k in 0..<images {
+                    let png = pngImage(result, index: k)
+                    let j = references.judge(RGBImage(png), name: name)
+                    record(j)
+                    if let out {
+                        var withText = png
+                        withText.texts = [PNGTextChunk(keyword: "parameters", text: name + "\nnearest: " + j.nearest)]
+                        try withText.write(to: URL(fileURLWithPath: out).appendingPathComponent(String(format: "%04d-%d.png", i, k)).path)
+                    }
+                }
+                progress.report(step: i + 1, total: names.count, elapsed: Date().timeIntervalSince(start), final: i + 1 == names.count)
+            }
+        }
+        if judged.isEmpty { throw ValidationError("no image to judge (no caption is an emoji name)") }
+        print("seen names: \(seen.summary)")
+        print("held-out names: \(held.summary)")
     }
 }
