@@ -1,5 +1,6 @@
 // The emoji evaluation: names split into base and skin tones; the judge names the emoji and tone
 // of the font's own drawings, and catches a drawing in the wrong tone.
+import Foundation
 import XCTest
 import LDMTraining
 @testable import LDMEmoji
