@@ -116,7 +116,10 @@ struct TrainCommand: ParsableCommand {
     }
 
     static func report(_ p: ProgressReporter, _ t: TrainingProgress) {
-        let detail = String(format: "loss %.4f  %.1f samples/s", t.loss, t.samplesPerSecond)
+        // Slow runs (SD-size models on a CPU) read better as seconds per sample.
+        let rate = t.samplesPerSecond >= 1 || t.samplesPerSecond <= 0
+            ? String(format: "%.1f samples/s", t.samplesPerSecond) : String(format: "%.1f s/sample", 1 / t.samplesPerSecond)
+        let detail = String(format: "loss %.4f  ", t.loss) + rate
         p.report(step: t.step, total: t.totalSteps, elapsed: t.elapsed, detail: detail, startedAt: t.firstStep)
         if let m = t.message { p.note("step \(t.step): \(m)") }
     }

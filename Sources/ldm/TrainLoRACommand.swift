@@ -84,7 +84,7 @@ extension TrainCommand {
             let trained = trainer.targets.reduce(0) { $0 + $1.down.value.count + $1.up.value.count }
             progress.note("LoRA rank \(c.rank), alpha \(String(format: "%g", c.alpha)): \(trainer.targets.count) layers "
                           + "(\(c.targets.joined(separator: ", "))\(c.conv ? ", convolutions" : "")), \(groupedDigits(trained)) parameters; "
-                          + "\(captions.count) pictures at \(c.imageSize)²; batch \(c.batchSize); run folder \(run)")
+                          + "\(captions.count) pictures at \(c.imageSize)²; batch \(c.batchSize); run folder \(runFolder.path)")
             let prompt = samplePrompt ?? captions[0]
             let samples = runFolder.appendingPathComponent("samples")
             InterruptFlag.install()
