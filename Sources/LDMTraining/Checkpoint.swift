@@ -60,6 +60,16 @@ public struct CheckpointStore {
         return out.sorted { $0.0 < $1.0 }
     }
 
+    /// A file error in the C library's words ("No space left on device").
+    static func reason(_ error: Error) -> String {
+        let ns = error as NSError
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code)))
+        }
+        if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))) }
+        return "\(error)"
+    }
+
     /// The newest complete checkpoint.
     public func latest() -> (step: Int, url: URL)? { complete().last }
 
@@ -70,14 +80,21 @@ public struct CheckpointStore {
         let name = String(format: "checkpoint-%07d", step)
         let tmp = folder.appendingPathComponent(".\(name).tmp")
         try? fm.removeItem(at: tmp)
-        try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
-        try write(tmp)
-        var files: [String: Int] = [:]
-        for f in try fm.contentsOfDirectory(atPath: tmp.path) {
-            let size = (try fm.attributesOfItem(atPath: tmp.appendingPathComponent(f).path)[.size] as? NSNumber)?.intValue ?? 0
-            files[f] = size
+        do {
+            try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
+            try write(tmp)
+            var files: [String: Int] = [:]
+            for f in try fm.contentsOfDirectory(atPath: tmp.path) {
+                let size = (try fm.attributesOfItem(atPath: tmp.appendingPathComponent(f).path)[.size] as? NSNumber)?.intValue ?? 0
+                files[f] = size
+            }
+            try writeDurably(try JSONEncoder().encode(Manifest(step: step, files: files)), to: tmp.appendingPathComponent("manifest.json"))
+        } catch {
+            // A full disk or a read-only folder: nothing half-written stays, the previous
+            // checkpoint is untouched, and the run can continue from it once there is room.
+            try? fm.removeItem(at: tmp)
+            throw TrainingError.badCheckpoint("\(name) not written in \(folder.path): \(Self.reason(error)); the newest complete checkpoint is kept")
         }
-        try writeDurably(try JSONEncoder().encode(Manifest(step: step, files: files)), to: tmp.appendingPathComponent("manifest.json"))
         syncFolder(tmp)
         let final = folder.appendingPathComponent(name)
         try? fm.removeItem(at: final)
