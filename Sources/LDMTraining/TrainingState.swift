@@ -66,7 +66,6 @@ public final class TrainingState {
         return s
     }
 
-    /// The update after a backward pass: clip the global gradient norm, AdamW at the scheduled rate, EMA.
     /// Sums the gradients and `scalars` (the step's partial loss sums) over the ranks and agrees on
     /// stopping; returns the summed scalars. Call between the backward pass and `update`.
     public func sumOverRanks(_ scalars: [Float]) throws -> [Float] {
@@ -99,6 +98,7 @@ public final class TrainingState {
         return sums
     }
 
+    /// The update after a backward pass: clip the global gradient norm, AdamW at the scheduled rate, EMA.
     public func update(step: Int, schedule: LearningRateSchedule, maxGradNorm: Float) {
         let profileToken = OpProfile.start(); defer { OpProfile.stop(profileToken, "optimiser: clip, AdamW, EMA") }
         optimizer.clipGradients(maxNorm: maxGradNorm)

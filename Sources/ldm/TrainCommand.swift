@@ -108,7 +108,7 @@ struct TrainCommand: ParsableCommand {
         return value
     }
 
-    /// "; 2 ranks of 4 samples each" for the start-up line of a data-parallel run.
+    /// "; data-parallel over 2 ranks (4 samples each per step)" for the start-up line of a data-parallel run.
     static func ranksNote(_ parallel: DataParallel, batch: Int) -> String {
         guard parallel.size > 1 else { return "" }
         let shares = Set((0..<parallel.size).map { r in (r + 1) * batch / parallel.size - r * batch / parallel.size }).sorted()

@@ -105,16 +105,7 @@ final class DataParallelTests: XCTestCase {
 
     /// Trains `ranks` thread-ranks for `steps` steps; rank r's run folder is `folders[r]`.
     func trainVAE(ranks: Int, microBatch: Int?, folders: [URL], steps: Int) throws -> [VAETrainer] {
-        var config = VAETrainingConfig()
-        config.blockOutChannels = [8, 8]
-        config.layersPerBlock = 1
-        config.normNumGroups = 4
-        config.steps = steps
-        config.learningRate = 3e-3
-        config.warmupSteps = 2
-        config.checkpointEvery = 1000
-        config.sampleEvery = 1000
-        config.heldOutCount = 2
+        var config = tinyVAETrainingConfig(steps: steps)
         config.batchSize = 4
         config.microBatch = microBatch
         let group = ThreadGroup(size: ranks)

@@ -15,21 +15,24 @@ struct FixedShapes: ImageCaptionDataset {
     func sample(_ index: Int) throws -> (image: [Float], caption: String) { try base.sample(index % n) }
 }
 
+/// A VAE small enough to train in a test: two levels of 8 channels, batch 2.
+func tinyVAETrainingConfig(steps: Int) -> VAETrainingConfig {
+    var c = VAETrainingConfig()
+    c.blockOutChannels = [8, 8]
+    c.layersPerBlock = 1
+    c.normNumGroups = 4
+    c.batchSize = 2
+    c.steps = steps
+    c.learningRate = 3e-3
+    c.warmupSteps = 2
+    c.checkpointEvery = 1000
+    c.sampleEvery = 1000
+    c.heldOutCount = 2
+    return c
+}
+
 final class TrainingTests: XCTestCase {
-    func tinyVAEConfig(steps: Int) -> VAETrainingConfig {
-        var c = VAETrainingConfig()
-        c.blockOutChannels = [8, 8]
-        c.layersPerBlock = 1
-        c.normNumGroups = 4
-        c.batchSize = 2
-        c.steps = steps
-        c.learningRate = 3e-3
-        c.warmupSteps = 2
-        c.checkpointEvery = 1000
-        c.sampleEvery = 1000
-        c.heldOutCount = 2
-        return c
-    }
+    func tinyVAEConfig(steps: Int) -> VAETrainingConfig { tinyVAETrainingConfig(steps: steps) }
 
     func temporary() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("ldm-train-\(UUID().uuidString)")
