@@ -82,7 +82,7 @@ struct TrainCommand: ParsableCommand {
         let path = dir.appendingPathComponent(String(format: "step-%07d.png", step)).path
         try grid.write(to: path)
         let t = evaluation.overall
-        return "samples \(path): \(t.correct)/\(t.total) judged right"
+        return "samples \(path)" + (t.total > 0 ? ": \(t.correct)/\(t.total) judged right" : "")
     }
 
     /// Runs a training command's body in this process's place among the ranks a launcher started
