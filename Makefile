@@ -1,5 +1,5 @@
 # LatentDiffusion — build, test and generate.
-#   make setup        install the C libraries (libpng, OpenBLAS, FreeType, HarfBuzz, pkg-config) and the
+#   make setup        install the C libraries (libpng, OpenBLAS, oneDNN, FreeType, HarfBuzz, pkg-config) and the
 #                     emoji dataset's font and names (fonts-noto-color-emoji, unicode-data) when missing
 #   make build        release build of `ldm`
 #   make build-mpi    an MPI-enabled `ldm` at .build-mpi/release/ldm for data-parallel training
@@ -8,18 +8,19 @@
 #   make image        generate an image with the shipped model (PROMPT=..., OUT=...)
 #   make checkpoints  retrain the shipped model from scratch (hours; see Checkpoints/README.md)
 #   make fuzz         build the libFuzzer harnesses (AddressSanitizer) and run each FUZZ_SECONDS (30)
-#                     on its corpus (.build-fuzz/corpus/NAME, seeded from the test fixtures)
+#                     or FUZZ_RUNS executions on its corpus (.build-fuzz/corpus/NAME, seeded from the
+#                     test fixtures); FUZZ_TARGETS="png http" picks harnesses
 #   make test-web     drive `ldm serve`'s web page in headless Chromium (installs chromium,
 #                     chromium-driver and, in .build/web-venv, selenium; not part of `make test`)
 
 SWIFT     ?= swift
-PACKAGES  := libpng-dev libopenblas-dev pkg-config libfreetype-dev libharfbuzz-dev fonts-noto-color-emoji unicode-data libsqlite3-dev
+PACKAGES  := libpng-dev libopenblas-dev pkg-config libfreetype-dev libharfbuzz-dev fonts-noto-color-emoji unicode-data libsqlite3-dev libdnnl-dev
 PROMPT    ?= a red circle above a blue square
 OUT       ?= image.png
 MPI_PACKAGES := openmpi-bin libopenmpi-dev
 LDM       := .build/release/ldm
 
-.PHONY: setup build build-mpi test image checkpoints clean test-web fuzz
+.PHONY: setup build build-mpi test image checkpoints clean test-web fuzz fuzz-build
 
 setup:
 	@missing=""; \
@@ -67,7 +68,9 @@ test-web: build
 	$(WEB_VENV)/bin/python scripts/test_web.py $(LDM)
 
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS ?= prompt tokenizer safetensors png ckpt config embedding lora request
+# FUZZ_RUNS=N runs each harness for N executions instead of FUZZ_SECONDS.
+FUZZ_RUNS    ?=
+FUZZ_TARGETS ?= prompt tokenizer safetensors png ckpt config embedding lora request http
 FUZZ_DIR     := .build-fuzz
 # Seeds per harness: files from the test fixtures (libFuzzer reads every file in these folders).
 SEEDS_prompt      := Tests/Fixtures/fuzz/prompt
@@ -79,21 +82,34 @@ SEEDS_config      := Tests/Fixtures/models/tiny-sd/unet Tests/Fixtures/models/ti
 SEEDS_embedding   := Tests/Fixtures/prompts
 SEEDS_lora        := Tests/Fixtures/lora
 SEEDS_request     := Tests/Fixtures/fuzz/request
+SEEDS_http        := Tests/Fixtures/fuzz/http
+# Dictionaries (Fuzz/dictionaries): tokens the mutator splices in.
+DICT_safetensors  := json
+DICT_config       := json
+DICT_embedding    := json
+DICT_lora         := json
+DICT_request      := json
+DICT_png          := png
+DICT_http         := http
+FUZZ_LENGTH = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS))
 
 # One harness: run it, keep its log, show the last stats lines; a crash fails the target.
 define fuzz-one
-mkdir -p $(FUZZ_DIR)/corpus/$(1) && echo "== fuzz $(1) ($(FUZZ_SECONDS) s)" && \
-FUZZ_TARGET=$(1) $(FUZZ_DIR)/debug/ldm-fuzz $(FUZZ_DIR)/corpus/$(1) $(wildcard $(SEEDS_$(1))) -max_total_time=$(FUZZ_SECONDS) \
-  -rss_limit_mb=4096 -timeout=20 -artifact_prefix=$(FUZZ_DIR)/crash-$(1)- -print_final_stats=1 > $(FUZZ_DIR)/$(1).log 2>&1; \
+mkdir -p $(FUZZ_DIR)/corpus/$(1) && echo "== fuzz $(1) ($(FUZZ_LENGTH))" && \
+SWIFT_BACKTRACE=enable=no FUZZ_TARGET=$(1) $(FUZZ_DIR)/release/ldm-fuzz $(FUZZ_DIR)/corpus/$(1) $(wildcard $(SEEDS_$(1))) $(FUZZ_LENGTH) \
+  $(if $(DICT_$(1)),-dict=Fuzz/dictionaries/$(DICT_$(1)).dict) \
+  -rss_limit_mb=4096 -timeout=30 -artifact_prefix=$(FUZZ_DIR)/crash-$(1)- -print_final_stats=1 > $(FUZZ_DIR)/$(1).log 2>&1; \
 status=$$?; grep -E "stat::number_of_executed_units|stat::peak_rss_mb|^#[0-9]+ +DONE|ERROR|SUMMARY|Test unit written" $(FUZZ_DIR)/$(1).log | tail -5; \
 [ $$status = 0 ]
 endef
 
-fuzz: setup
+fuzz-build: setup
 	@mkdir -p $(FUZZ_DIR)
 	@printf '{"schemaVersion": "1.0", "linker": {"path": "%s"}}\n' "$$(dirname $$(readlink -f $$(command -v $(SWIFT))))/ld.lld" > $(FUZZ_DIR)/toolset.json
-	$(SWIFT) build -c debug --scratch-path $(FUZZ_DIR) --toolset $(FUZZ_DIR)/toolset.json --product ldm-fuzz \
+	$(SWIFT) build -c release --scratch-path $(FUZZ_DIR) --toolset $(FUZZ_DIR)/toolset.json --product ldm-fuzz \
 	  -Xswiftc -sanitize=fuzzer,address -Xlinker --export-dynamic-symbol=LLVMFuzzerRunDriver
+
+fuzz: fuzz-build
 	@$(foreach t,$(FUZZ_TARGETS),$(call fuzz-one,$(t)) && ) true
 
 clean:

@@ -28,6 +28,8 @@ let package = Package(
     targets: [
         // C system libraries, reached only through these thin targets.
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // oneDNN has no pkg-config file in Debian; the modulemap links libdnnl.
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .target(name: "CPNGShim", dependencies: ["CPNG"]),
         .systemLibrary(name: "CFreeType", pkgConfig: "freetype2", providers: [.apt(["libfreetype-dev"])]),
@@ -35,7 +37,7 @@ let package = Package(
         .systemLibrary(name: "CMPI", pkgConfig: "mpi", providers: [.apt(["libopenmpi-dev"])]),
 
         // Tensor core: storage, ops (forward + backward), threading, random sources.
-        .target(name: "LDMCore", dependencies: ["COpenBLAS"], swiftSettings: optimise),
+        .target(name: "LDMCore", dependencies: ["COpenBLAS", "CDNNL"], swiftSettings: optimise),
         // I/O: PNG, safetensors, JSON configs.
         .target(name: "LDMIO", dependencies: ["LDMCore", "CPNGShim"], swiftSettings: optimise),
         // Models: tokenizer, CLIP text model, AutoencoderKL, UNet2DConditionModel.
@@ -67,7 +69,8 @@ let package = Package(
         ], swiftSettings: optimise),
 
         // The fuzzing harnesses: a stub in ordinary builds; `make fuzz` builds the real thing.
-        .executableTarget(name: "ldm-fuzz", dependencies: ["LDMIO", "LDMModels", "LDMDiffusion", "LDMServe"], path: "Fuzz",
+        .executableTarget(name: "ldm-fuzz", dependencies: ["LDMIO", "LDMModels", "LDMDiffusion", "LDMServe", "LDMService"], path: "Fuzz",
+                          exclude: ["dictionaries"],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
 
         .testTarget(name: "LDMCoreTests", dependencies: ["LDMCore"]),

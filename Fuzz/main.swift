@@ -10,12 +10,16 @@
 // hands libFuzzer's driver (LLVMFuzzerRunDriver, looked up at run time) the harness.
 
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import LDMDiffusion
 import LDMIO
 import LDMModels
 import LDMServe
+import LDMService
 
-let targets = ["prompt", "tokenizer", "safetensors", "png", "ckpt", "config", "embedding", "lora", "request"]
+let targets = ["prompt", "tokenizer", "safetensors", "png", "ckpt", "config", "embedding", "lora", "request", "http"]
 let target = ProcessInfo.processInfo.environment["FUZZ_TARGET"] ?? ""
 let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
 let scratch = "/dev/shm/ldm-fuzz-\(getpid())"
@@ -72,8 +76,96 @@ func runOne(_ bytes: UnsafeBufferPointer<UInt8>) {
         if let m = tinyModel { _ = try? LoRAFile(path: asFile(bytes, "safetensors"), unet: m.unet, textEncoder: m.text, unetConfig: m.unet.config) }
     case "request":
         fuzzA1111Request(data)
+    case "http":
+        HTTPHarness.shared.send(bytes)
     default:
         break
+    }
+}
+
+/// `ldm serve` on the tiny model, in this process on a loopback port, with small generation limits
+/// and Basic authentication (user and password "fuzz"; the seeds carry the header). Each input is
+/// written to a fresh connection as raw bytes, the write side is closed, and the answer is read to
+/// the end: the HTTP parser, the middleware, every route and the history see the input.
+final class HTTPHarness: @unchecked Sendable {
+    static let shared = HTTPHarness()
+    let port: UInt16
+    let dataFolder = URL(fileURLWithPath: scratch + "-serve")
+    var sent = 0
+
+    init() {
+        let model = repository.appendingPathComponent("Tests/Fixtures/models/tiny-sd")
+        var settings = ServeSettings(catalog: ModelCatalog(defaultModel: model, folder: nil), dataFolder: dataFolder)
+        settings.port = 0
+        settings.users = ["fuzz": "fuzz"]
+        settings.limits.maxBodyBytes = 1 << 20
+        settings.limits.maxPixels = 64 * 64
+        settings.limits.maxSide = 64
+        settings.limits.maxSteps = 2
+        settings.limits.maxImages = 2
+        settings.capacity = 1
+        let ready = DispatchSemaphore(value: 0)
+        let address = LockedBox<String>()
+        Task.detached {
+            do {
+                try await runServer(settings, log: { _ in }, ready: { url in address.value = url; ready.signal() })
+            } catch {
+                FileHandle.standardError.write("ldm-fuzz: the server stopped: \(error)\n".data(using: .utf8)!)
+                exit(2)
+            }
+        }
+        ready.wait()
+        port = UInt16(address.value?.split(separator: ":").last.flatMap { Int($0) } ?? 0)
+    }
+
+    func send(_ bytes: UnsafeBufferPointer<UInt8>) {
+        sent += 1
+        if sent % 2000 == 0 {
+            // Keep the history's images from filling /dev/shm over a long run.
+            let images = dataFolder.appendingPathComponent("images")
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: images.path)) ?? [] {
+                try? FileManager.default.removeItem(at: images.appendingPathComponent(name))
+            }
+        }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        precondition(fd >= 0, "socket: \(errno)")
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        precondition(connected == 0, "connect: \(errno)")
+        var timeout = timeval(tv_sec: 25, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+            if n <= 0 { break }  // the server may close early (e.g. a bad request line)
+            offset += n
+        }
+        shutdown(fd, Int32(SHUT_WR))
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n > 0 { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                fatalError("ldm serve gave no answer within 25 s")
+            }
+            break
+        }
+    }
+}
+
+/// A value set on one thread and read on another.
+final class LockedBox<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: T?
+    var value: T? {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
     }
 }
 

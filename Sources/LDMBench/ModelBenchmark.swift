@@ -56,8 +56,31 @@ func time(_ name: String, shape: String, parameters: Int, calls: Int, _ body: ()
 
 /// Times U-Net calls on a random latent of `latent`×`latent`, batch `batch`, context of 77 tokens.
 public func benchmarkUNet(_ unet: UNet2DConditionModel, latent: Int, batch: Int, calls: Int) -> ModelTiming {
+    let (x, ctx, added) = unetInputs(unet.config, latent: latent, batch: batch)
+    return time("unet", shape: "latent \(latent)×\(latent), batch \(batch)", parameters: unet.parameterCount, calls: calls) {
+        _ = unet(x, timesteps: Array(repeating: 500, count: batch), context: ctx, added: added)
+    }
+}
+
+/// Relative error (‖bf16 − fp32‖ / ‖fp32‖) of one U-Net call with bf16 products against fp32, on the
+/// bench's random inputs.
+public func unetPrecisionError(_ unet: UNet2DConditionModel, latent: Int, batch: Int) -> Double {
+    let (x, ctx, added) = unetInputs(unet.config, latent: latent, batch: batch)
+    let t = [Float](repeating: 500, count: batch)
+    let reference = ComputePrecision.with(.fp32) { unet(x, timesteps: t, context: ctx, added: added) }
+    let reduced = ComputePrecision.with(.bf16) { unet(x, timesteps: t, context: ctx, added: added) }
+    var num = 0.0, den = 0.0
+    for i in 0..<reference.count {
+        let d = Double(reduced.data[i]) - Double(reference.data[i])
+        num += d * d
+        den += Double(reference.data[i]) * Double(reference.data[i])
+    }
+    return (num / max(den, .leastNonzeroMagnitude)).squareRoot()
+}
+
+/// The bench's U-Net inputs: random latents and text context (SDXL: pooled text and time ids).
+func unetInputs(_ c: UNetConfig, latent: Int, batch: Int) -> (Tensor, Tensor, UNetAddedConditions) {
     var rng = SwiftRandomSource(seed: 1)
-    let c = unet.config
     let x = Tensor(shape: [batch, c.inChannels, latent, latent], rng.normal(count: batch * c.inChannels * latent * latent))
     let ctx = Tensor(shape: [batch, 77, c.crossAttentionDim], rng.normal(count: batch * 77 * c.crossAttentionDim))
     var added = UNetAddedConditions()
@@ -68,9 +91,7 @@ public func benchmarkUNet(_ unet: UNet2DConditionModel, latent: Int, batch: Int,
         added.timeIds = Tensor(shape: [batch, ids], (0..<batch).flatMap { _ in [1024, 1024, 0, 0, 1024, 1024] })
     }
     if let d = c.timeCondProjDim { added.timestepCond = UNet2DConditionModel.guidanceEmbedding(Array(repeating: 7.5, count: batch), dim: d) }
-    return time("unet", shape: "latent \(latent)×\(latent), batch \(batch)", parameters: unet.parameterCount, calls: calls) {
-        _ = unet(x, timesteps: Array(repeating: 500, count: batch), context: ctx, added: added)
-    }
+    return (x, ctx, added)
 }
 
 /// Times VAE decodes of a random latent to `size`×`size` pixels, in tiles when `tiling` is given.

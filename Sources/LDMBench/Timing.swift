@@ -38,6 +38,16 @@ public func formatTable(_ rows: [BenchRow], columns: [(key: String, title: Strin
     }.joined(separator: "\n")
 }
 
+/// What runs the networks' products at the current precision: OpenBLAS' kernel for fp32, oneDNN's
+/// instruction set (and, once a product has run, its implementation) for bf16.
+public var productsDescription: String {
+    switch ComputePrecision.current {
+    case .fp32: return "fp32 products: " + blasDescription
+    case .bf16: return "bf16 products: oneDNN \(OneDNN.version) \(OneDNN.isaName), \(BLAS.threadCount) threads"
+            + (OneDNN.lastImplementation == "none" ? "" : " (matmul \(OneDNN.lastImplementation))")
+    }
+}
+
 /// Where the machine's OpenBLAS kernel and thread count are described for reports.
 public var blasDescription: String {
     "OpenBLAS kernel \(BLAS.coreName), \(BLAS.threadCount) threads (OPENBLAS_CORETYPE=\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "unset"))"

@@ -1,5 +1,6 @@
 // The only file that talks to OpenBLAS. Everything heavy — linear layers, convolutions, attention —
-// ends in `gemm`, which is cblas_sgemm on row-major data.
+// ends in `gemm`, which is cblas_sgemm on row-major data, or, while products run in bf16
+// (`ComputePrecision`), oneDNN's bf16 matmul (OneDNN.swift).
 
 import COpenBLAS
 
@@ -21,6 +22,11 @@ public enum BLAS {
         if k == 0 {
             // Nothing to add: C = beta·C.
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
+            return
+        }
+        if ComputePrecision.current == .bf16 && OneDNN.takesBF16(m: m, n: n, k: k, ldc: ldc) {
+            OneDNN.gemmBF16(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                            b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
         }
         _ = openBLASOnOneThread

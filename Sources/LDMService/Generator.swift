@@ -190,6 +190,11 @@ public final class Generator: @unchecked Sendable {
                          preview: ((LatentPreview, Tensor) -> Void)? = nil) throws -> [GeneratedImage] {
         let m = try model(path)
         let pipeline = m.pipeline
+        let width = job.width ?? job.initImage?.width ?? pipeline.defaultSize
+        let height = job.height ?? job.initImage?.height ?? pipeline.defaultSize
+        try MemoryBudget.check(MemoryBudget.generationBytes(pipeline: pipeline, width: width, height: height, batch: job.batch,
+                                                            tiledDecode: job.tileVAE),
+                               what: "\(job.batch) image\(job.batch == 1 ? "" : "s") of \(width)×\(height)")
         let (text, tags) = extractLoRATags(job.prompt)
         let applied = LoRAApplication()
         defer { applied.restore() }

@@ -34,6 +34,17 @@ struct BenchCommand: ParsableCommand {
         static let architectures = ["sd15", "sd21-turbo", "sdxl", "sdxl-turbo"]
         @Option(help: "Timed calls (after one warm-up call).")
         var calls: Int = 2
+        @Option(help: "Products in fp32, bf16 (bf16 operands, fp32 accumulation; needs AVX512-BF16 or AMX) or auto (bf16 where the CPU has it).")
+        var precision: String = "fp32"
+
+        /// Sets the products' precision (one line on stderr when it is not what was asked or was chosen
+        /// for the user) and prints what runs them.
+        func applyPrecision() throws {
+            let (p, note) = try ComputePrecision.resolve(precision)
+            if let note { FileHandle.standardError.write(Data("ldm: \(note)\n".utf8)) }
+            ComputePrecision.current = p
+            print(productsDescription)
+        }
 
         func validate() throws {
             if (model == nil) == (architecture == nil) { throw ValidationError("give either --model DIR or --architecture NAME") }
@@ -95,10 +106,15 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "Batch (2 = one guided step).") var batch: Int = 2
 
         func run() throws {
+            try choice.applyPrecision()
             let unet = try choice.network("unet", UNetConfig.self, architecture: choice.unetConfig,
                                           build: UNet2DConditionModel.init(config:))
             let t = benchmarkUNet(unet, latent: latent, batch: batch, calls: choice.calls)
             print(t.summary)
+            if ComputePrecision.current == .bf16 {
+                print(productsDescription)
+                print(String(format: "bf16 against fp32, one call: relative error %.2e", unetPrecisionError(unet, latent: latent, batch: batch)))
+            }
             try output.write(t)
         }
     }
@@ -118,6 +134,7 @@ struct BenchCommand: ParsableCommand {
         }
 
         func run() throws {
+            try choice.applyPrecision()
             let vae = try choice.network("vae", VAEConfig.self, architecture: choice.vaeConfig,
                                          build: AutoencoderKL.init(config:))
             let tiling = tile.map { TiledDecoding(tile: $0, overlap: overlap) }
@@ -135,6 +152,7 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "Prompts per call (2 = prompt + negative prompt).") var batch: Int = 2
 
         func run() throws {
+            try choice.applyPrecision()
             let text = try choice.network("text_encoder", CLIPTextConfig.self, architecture: choice.textConfig,
                                           build: CLIPTextModel.init(config:))
             let t = try benchmarkText(text, batch: batch, calls: choice.calls)
@@ -163,6 +181,7 @@ struct BenchCommand: ParsableCommand {
         }
 
         func run() throws {
+            try choice.applyPrecision()
             if (choice.architecture ?? "sd15") != "sd15" || vae != nil { return try runPipeline() }
             let text = try choice.network("text_encoder", CLIPTextConfig.self, architecture: KnownArchitectures.sd15Text,
                                           build: CLIPTextModel.init(config:))

@@ -77,6 +77,7 @@ struct EvalCommand: ParsableCommand {
         let mine = parsed.indices.filter { shard?.contains($0) ?? true }
         if let shard { FileHandle.standardError.write(Data("\(shard): \(mine.count) of \(parsed.count) prompts\n".utf8)) }
         let folder = try model.folder()
+        try model.applyPrecision()
         let defaults = ModelDefaults.load(folder)
         let pipeline = try StableDiffusionPipeline(folder: folder)
         let applied = LoRAApplication()
@@ -201,6 +202,7 @@ struct EvalCommand: ParsableCommand {
                 throw ValidationError("\"\(unknown)\" is not a fully-qualified emoji name of \(emojiTest)")
             }
             let folder = try model.folder()
+            try model.applyPrecision()
             let defaults = ModelDefaults.load(folder)
             let pipeline = try StableDiffusionPipeline(folder: folder)
             let progress = ProgressReporter(label: "eval emoji")

@@ -23,6 +23,18 @@ struct ModelArguments: ParsableArguments {
     @Option(help: "Use this autoencoder folder instead of the model's VAE: an AutoencoderKL (e.g. a fine-tuned VAE) or an AutoencoderTiny (TAESD, TAESDXL: a much faster decode).")
     var vae: String?
 
+    @Option(help: "The networks' products: fp32 (the default, the parity reference), bf16 (bf16 operands with fp32 accumulation through oneDNN; needs AVX512-BF16 or AMX, else fp32 with a notice) or auto (bf16 where the CPU has it).")
+    var precision: String = "fp32"
+
+    /// Sets the products' precision for this process; says so on stderr when it is not what was asked
+    /// or was chosen for the user.
+    func applyPrecision() throws {
+        let (p, note): (Precision, String?)
+        do { (p, note) = try ComputePrecision.resolve(precision) } catch { throw ValidationError("--precision: \(error)") }
+        if let note { FileHandle.standardError.write(Data("ldm: \(note)\n".utf8)) }
+        ComputePrecision.current = p
+    }
+
     /// The model folder: --model, else Checkpoints/ in the working folder or beside the repository the binary was built in.
     func folder() throws -> URL {
         let fm = FileManager.default
@@ -208,6 +220,7 @@ func runGeneration(model: ModelArguments, args: GenerateArguments, label: String
     let mine = prompts.indices.filter { shard?.contains($0) ?? true }
     let modelPath = try model.folder()
     try model.check()
+    try model.applyPrecision()
     if let dir = args.embeddingsDir {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {

@@ -39,6 +39,7 @@ struct ServeCommand: ParsableCommand {
             }
         }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
+        try model.applyPrecision()
         guard maxBodyMb >= 1, maxPixels >= 64, maxSteps >= 1, maxImages >= 1, keepModels >= 1 else {
             throw ValidationError("the limits must be positive")
         }
