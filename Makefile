@@ -70,6 +70,8 @@ test-web: build
 FUZZ_SECONDS ?= 30
 # FUZZ_RUNS=N runs each harness for N executions instead of FUZZ_SECONDS.
 FUZZ_RUNS    ?=
+# release (the long runs: numeric code at speed) or debug (quick to build: CI's short run).
+FUZZ_CONFIG  ?= release
 FUZZ_TARGETS ?= prompt tokenizer safetensors png ckpt config embedding lora request http
 FUZZ_DIR     := .build-fuzz
 # Seeds per harness: files from the test fixtures (libFuzzer reads every file in these folders).
@@ -96,7 +98,7 @@ FUZZ_LENGTH = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECOND
 # One harness: run it, keep its log, show the last stats lines; a crash fails the target.
 define fuzz-one
 mkdir -p $(FUZZ_DIR)/corpus/$(1) && echo "== fuzz $(1) ($(FUZZ_LENGTH))" && \
-SWIFT_BACKTRACE=enable=no FUZZ_TARGET=$(1) $(FUZZ_DIR)/release/ldm-fuzz $(FUZZ_DIR)/corpus/$(1) $(wildcard $(SEEDS_$(1))) $(FUZZ_LENGTH) \
+SWIFT_BACKTRACE=enable=no FUZZ_TARGET=$(1) $(FUZZ_DIR)/$(FUZZ_CONFIG)/ldm-fuzz $(FUZZ_DIR)/corpus/$(1) $(wildcard $(SEEDS_$(1))) $(FUZZ_LENGTH) \
   $(if $(DICT_$(1)),-dict=Fuzz/dictionaries/$(DICT_$(1)).dict) \
   -rss_limit_mb=4096 -timeout=30 -artifact_prefix=$(FUZZ_DIR)/crash-$(1)- -print_final_stats=1 > $(FUZZ_DIR)/$(1).log 2>&1; \
 status=$$?; grep -E "stat::number_of_executed_units|stat::peak_rss_mb|^#[0-9]+ +DONE|ERROR|SUMMARY|Test unit written" $(FUZZ_DIR)/$(1).log | tail -5; \
@@ -106,8 +108,9 @@ endef
 fuzz-build: setup
 	@mkdir -p $(FUZZ_DIR)
 	@printf '{"schemaVersion": "1.0", "linker": {"path": "%s"}}\n' "$$(dirname $$(readlink -f $$(command -v $(SWIFT))))/ld.lld" > $(FUZZ_DIR)/toolset.json
-	$(SWIFT) build -c release --scratch-path $(FUZZ_DIR) --toolset $(FUZZ_DIR)/toolset.json --product ldm-fuzz \
-	  -Xswiftc -sanitize=fuzzer,address -Xlinker --export-dynamic-symbol=LLVMFuzzerRunDriver
+	$(SWIFT) build -c $(FUZZ_CONFIG) --scratch-path $(FUZZ_DIR) --toolset $(FUZZ_DIR)/toolset.json --product ldm-fuzz \
+	  -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=undefined -Xcc -fno-sanitize-recover=undefined \
+	  -Xlinker --export-dynamic-symbol=LLVMFuzzerRunDriver
 
 fuzz: fuzz-build
 	@$(foreach t,$(FUZZ_TARGETS),$(call fuzz-one,$(t)) && ) true

@@ -208,4 +208,48 @@ final class ScaleOutTests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("smaller than the 2 ranks"), bad.stderr)
         XCTAssertLessThan(Date().timeIntervalSince(start), 60, "no hang")
     }
+
+    func testAnMPIRunKilledAtAnyMomentResumesToTheUninterruptedWeights() throws {
+        let mpirun = try mpirun()
+        let dir = try temporaryFolder()
+        func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+        let vae = ["train", "vae", "--steps", "10", "--batch", "4", "--channels", "16,16,16", "--checkpoint-every", "1"]
+        let environment = clean.merging(mpiEnvironment) { $1 }
+        let whole = try runProgram(mpirun, ["-np", "2", "--bind-to", "none", mpiLDM.path] + vae + ["--run", path("whole")],
+                                   environment: environment)
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+
+        // The same job in its own session, killed (SIGKILL: launcher and ranks, no chance to clean
+        // up) once it has written a few checkpoints, possibly in the middle of writing the next.
+        let killed = Process()
+        killed.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
+        killed.arguments = [mpirun.path, "-np", "2", "--bind-to", "none", mpiLDM.path] + vae + ["--run", path("killed")]
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        killed.environment = env
+        killed.standardOutput = FileHandle.nullDevice
+        killed.standardError = FileHandle.nullDevice
+        try killed.run()
+        let deadline = Date().addingTimeInterval(120)
+        while !FileManager.default.fileExists(atPath: path("killed/checkpoint-0000004")) && Date() < deadline && killed.isRunning {
+            usleep(20_000)
+        }
+        kill(-killed.processIdentifier, SIGKILL)
+        _ = try? runProgram(URL(fileURLWithPath: "/usr/bin/pkill"), ["-KILL", "-f", path("killed")])
+        killed.waitUntilExit()
+        let kept = try FileManager.default.contentsOfDirectory(atPath: path("killed")).filter { $0.hasPrefix("checkpoint-") }
+        XCTAssertFalse(kept.isEmpty)
+        XCTAssertFalse(kept.contains("checkpoint-0000010"), "the job was killed before it finished: \(kept)")
+
+        let resumed = try runProgram(mpirun, ["-np", "2", "--bind-to", "none", mpiLDM.path] + vae + ["--run", path("killed"), "--resume"],
+                                     environment: environment)
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("resumed from step"), resumed.stderr)
+        for file in ["model.safetensors", "ema.safetensors", "optimizer.safetensors"] {
+            let x = try tensors(dir.appendingPathComponent("whole/checkpoint-0000010/\(file)"))
+            let y = try tensors(dir.appendingPathComponent("killed/checkpoint-0000010/\(file)"))
+            XCTAssertEqual(x.keys.sorted(), y.keys.sorted())
+            for (name, values) in x { XCTAssertEqual(values, y[name], "\(file) \(name): bit-identical") }
+        }
+    }
 }
