@@ -15,7 +15,11 @@ final class HistoryStore: @unchecked Sendable {
     init(folder: URL) throws {
         self.folder = folder
         try FileManager.default.createDirectory(at: folder.appendingPathComponent("images"), withIntermediateDirectories: true)
-        database = try DatabaseQueue(path: folder.appendingPathComponent("history.sqlite").path)
+        // WAL: a server killed mid-write leaves the last committed state; each job's rows and files
+        // are written in one transaction (see `add`).
+        var configuration = Configuration()
+        configuration.journalMode = .wal
+        database = try DatabaseQueue(path: folder.appendingPathComponent("history.sqlite").path, configuration: configuration)
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.create(table: "image") { t in
@@ -36,6 +40,16 @@ final class HistoryStore: @unchecked Sendable {
             }
         }
         try migrator.migrate(database)
+        try removeUnlisted()
+    }
+
+    /// Files in images/ that no row names: a PNG written by a job whose transaction never committed
+    /// (the server was killed between the two), or a temporary file of an interrupted write.
+    private func removeUnlisted() throws {
+        let listed = Set(try database.read { db in try String.fetchAll(db, sql: "SELECT file FROM image") })
+        for name in try FileManager.default.contentsOfDirectory(atPath: images.path) where !listed.contains(name) {
+            try? FileManager.default.removeItem(at: images.appendingPathComponent(name))
+        }
     }
 
     /// Stores every image of a finished job.

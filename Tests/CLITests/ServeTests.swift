@@ -219,6 +219,41 @@ final class ServeTests: XCTestCase {
         XCTAssertEqual(try http("GET", again.url.appendingPathComponent(String((items.first?["image"] as? String ?? "").dropFirst()))).status, 200)
     }
 
+    /// Killed (SIGKILL) while jobs run: after a restart every row of the history has its image and
+    /// every image its row.
+    func testAServerKilledMidRequestKeepsAConsistentHistory() throws {
+        let data = try temporaryFolder()
+        do {
+            let server = try ServerProcess(data: data)
+            for seed in 0..<6 {
+                let url = api(server, "txt2img")
+                Thread.detachNewThread { _ = try? http("POST", url, json: ["prompt": "a red circle", "steps": 3, "seed": seed, "batch_size": 2]) }
+            }
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline {
+                let rows = (try? http("GET", URL(string: server.url.absoluteString + "/ldm/history?limit=200")!))?.object["items"] as? [[String: Any]]
+                if (rows?.count ?? 0) >= 2 { break }
+                usleep(5_000)
+            }
+            kill(server.process.processIdentifier, SIGKILL)
+            server.process.waitUntilExit()
+        }
+        let again = try ServerProcess(data: data)
+        let page = try http("GET", try XCTUnwrap(URL(string: again.url.absoluteString + "/ldm/history?limit=200")))
+        let items = try XCTUnwrap(page.object["items"] as? [[String: Any]])
+        XCTAssertGreaterThanOrEqual(items.count, 2)
+        var files = Set<String>()
+        for item in items {
+            let image = try XCTUnwrap(item["image"] as? String)
+            files.insert(URL(fileURLWithPath: image).lastPathComponent)
+            let r = try http("GET", again.url.appendingPathComponent(String(image.dropFirst())))
+            XCTAssertEqual(r.status, 200, image)
+            XCTAssertNoThrow(try PNGImage.decode(data: Array(r.body)), image)
+        }
+        let onDisk = Set(try FileManager.default.contentsOfDirectory(atPath: data.appendingPathComponent("images").path))
+        XCTAssertEqual(onDisk, files, "every image has its row and every row its image")
+    }
+
     func testAuthentication() throws {
         let server = try ServerProcess(["--api-auth", "alice:s3cret,bob:pw"])
         let none = try http("GET", api(server, "options"))
