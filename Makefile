@@ -109,7 +109,7 @@ fuzz-build: setup
 	@mkdir -p $(FUZZ_DIR)
 	@printf '{"schemaVersion": "1.0", "linker": {"path": "%s"}}\n' "$$(dirname $$(readlink -f $$(command -v $(SWIFT))))/ld.lld" > $(FUZZ_DIR)/toolset.json
 	$(SWIFT) build -c $(FUZZ_CONFIG) --scratch-path $(FUZZ_DIR) --toolset $(FUZZ_DIR)/toolset.json --product ldm-fuzz \
-	  -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=undefined -Xcc -fno-sanitize-recover=undefined \
+	  -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address,undefined -Xcc -fno-sanitize-recover=undefined \
 	  -Xlinker --export-dynamic-symbol=LLVMFuzzerRunDriver
 
 fuzz: fuzz-build
