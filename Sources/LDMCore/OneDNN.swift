@@ -188,6 +188,71 @@ public enum OneDNN {
         return p
     }
 
+    // MARK: - fp32 → bf16 conversions (oneDNN's reorder: the CPU's own conversion instruction)
+
+    private struct ReorderKey: Hashable { var rows, cols, ld: Int; var transposed: Bool }
+    nonisolated(unsafe) private static var reorders: [ReorderKey: Primitive] = [:]
+
+    /// A reorder from an fp32 [rows×cols] matrix (row stride ld, or, transposed, stored [cols×rows]
+    /// with row stride ld) to a contiguous bf16 [rows×cols] one.
+    private static func reorder(_ key: ReorderKey) -> Primitive {
+        lock.lock()
+        defer { lock.unlock() }
+        if let p = reorders[key] { return p }
+        var src = dnnl_memory_desc_t(), dst = dnnl_memory_desc_t()
+        var d = dims([key.rows, key.cols])
+        var ss = key.transposed ? dims([1, key.ld]) : dims([key.ld, 1]), ds = dims([key.cols, 1])
+        check(withUnsafePointer(to: &d) { dp in withUnsafePointer(to: &ss) { sp in
+            dnnl_memory_desc_init_by_strides(&src, 2, dp.withMemoryRebound(to: Int64.self, capacity: 12) { $0 }, dnnl_f32,
+                                             sp.withMemoryRebound(to: Int64.self, capacity: 12) { $0 }) } }, "reorder source")
+        check(withUnsafePointer(to: &d) { dp in withUnsafePointer(to: &ds) { sp in
+            dnnl_memory_desc_init_by_strides(&dst, 2, dp.withMemoryRebound(to: Int64.self, capacity: 12) { $0 }, dnnl_bf16,
+                                             sp.withMemoryRebound(to: Int64.self, capacity: 12) { $0 }) } }, "reorder destination")
+        var pd: dnnl_primitive_desc_t?
+        check(dnnl_reorder_primitive_desc_create(&pd, &src, engine, &dst, engine, nil), "reorder primitive descriptor")
+        defer { dnnl_primitive_desc_destroy(pd) }
+        var prim: dnnl_primitive_t?
+        check(dnnl_primitive_create(&prim, pd), "reorder primitive")
+        let p = Primitive(primitive: prim!)
+        p.a = src; p.c = dst
+        reorders[key] = p
+        return p
+    }
+
+    /// Rounds an fp32 [rows×cols] matrix (row stride ld; `transposed`: stored [cols×rows]) into a
+    /// contiguous bf16 [rows×cols] one, in bands of rows over the worker threads.
+    static func convert(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int, transposed: Bool,
+                        into dst: UnsafeMutablePointer<UInt16>) {
+        let band = max(16, (rows + 4 * Parallel.threadCount - 1) / (4 * Parallel.threadCount))
+        let bands = (rows + band - 1) / band
+        Parallel.forEach(bands, cost: band * cols) { b in
+            let r0 = b * band, r1 = min(rows, r0 + band)
+            let p = reorder(ReorderKey(rows: r1 - r0, cols: cols, ld: ld, transposed: transposed))
+            let from = transposed ? src + r0 : src + r0 * ld
+            execute(p, [(DNNL_ARG_FROM, UnsafeMutableRawPointer(mutating: from), p.a), (DNNL_ARG_TO, UnsafeMutableRawPointer(dst + r0 * cols), p.c)])
+        }
+    }
+
+    /// Runs a primitive on the calling thread with the given arguments (pointer and descriptor each).
+    private static func execute(_ p: Primitive, _ arguments: [(CInt, UnsafeMutableRawPointer, dnnl_memory_desc_t)]) {
+        setOMPThreads?(1)
+        var stream: dnnl_stream_t?
+        check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "stream")
+        defer { dnnl_stream_destroy(stream) }
+        var memories: [dnnl_memory_t?] = []
+        defer { for m in memories { dnnl_memory_destroy(m) } }
+        var args: [dnnl_exec_arg_t] = []
+        for (arg, pointer, desc) in arguments {
+            var m: dnnl_memory_t?
+            var d = desc
+            check(dnnl_memory_create(&m, &d, engine, pointer), "memory")
+            memories.append(m)
+            args.append(dnnl_exec_arg_t(arg: arg, memory: m))
+        }
+        check(dnnl_primitive_execute(p.primitive, stream, CInt(args.count), &args), "execute")
+        check(dnnl_stream_wait(stream), "stream wait")
+    }
+
     /// Runs one matmul on the calling thread.
     private static func run(_ p: Primitive, a: UnsafeRawPointer, b: UnsafeRawPointer, c: UnsafeMutableRawPointer) {
         setOMPThreads?(1)
@@ -235,18 +300,8 @@ public enum OneDNN {
         defer { ScratchPool.give(aBits); ScratchPool.give(bBits) }
         let pa = aBits.pointer.assumingMemoryBound(to: UInt16.self)
         let pb = bBits.pointer.assumingMemoryBound(to: UInt16.self)
-        if transA {
-            Parallel.forEachChunk(m, cost: k) { rows in
-                for i in rows { for p in 0..<k { pa[i * k + p] = bfloat16Bits(a[p * lda + i]) } }
-            }
-        } else {
-            Parallel.forEachChunk(m, cost: k) { rows in
-                for i in rows { roundToBFloat16(a + i * lda, pa + i * k, k) }
-            }
-        }
-        Parallel.forEachChunk(bRows, cost: bCols) { rows in
-            for i in rows { roundToBFloat16(b + i * ldb, pb + i * bCols, bCols) }
-        }
+        convert(a, rows: m, cols: k, ld: lda, transposed: transA, into: pa)
+        convert(b, rows: bRows, cols: bCols, ld: ldb, transposed: false, into: pb)
         let parts = BLAS.bands(m: m, n: n, k: k)
         if parts <= 1 {
             run(primitive(Key(m: m, n: n, k: k, ldb: bCols, ldc: ldc, transB: transB, alpha: alpha, beta: beta)),
@@ -302,32 +357,4 @@ enum ScratchPool {
         free.append(buffer)
         lock.unlock()
     }
-}
-
-/// A float's bfloat16 bits, rounded to nearest even (NaN stays NaN).
-@inline(__always)
-public func bfloat16Bits(_ x: Float) -> UInt16 {
-    let v = x.bitPattern
-    if v & 0x7FFF_FFFF > 0x7F80_0000 { return UInt16(v >> 16) | 0x0040 }
-    return UInt16((v &+ 0x7FFF &+ ((v >> 16) & 1)) >> 16)
-}
-
-/// The float a bfloat16 bit pattern stands for.
-@inline(__always)
-public func floatFromBFloat16(_ bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
-
-/// Rounds `count` floats to bfloat16 bits, sixteen at a time.
-@inline(__always)
-public func roundToBFloat16(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<UInt16>, _ count: Int) {
-    let s = UnsafeRawPointer(src)
-    let d = UnsafeMutableRawPointer(dst)
-    var i = 0
-    while i + 16 <= count {
-        let v = s.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<UInt32>.self)
-        var r = (v &+ 0x7FFF &+ ((v &>> 16) & 1)) &>> 16
-        r.replace(with: (v &>> 16) | 0x0040, where: (v & 0x7FFF_FFFF) .> 0x7F80_0000)
-        d.storeBytes(of: SIMD16<UInt16>(truncatingIfNeeded: r), toByteOffset: i * 2, as: SIMD16<UInt16>.self)
-        i += 16
-    }
-    while i < count { dst[i] = bfloat16Bits(src[i]); i += 1 }
 }

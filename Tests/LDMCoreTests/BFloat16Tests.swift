@@ -5,30 +5,36 @@ import XCTest
 @testable import LDMCore
 
 final class BFloat16Tests: XCTestCase {
-    func testRoundingToNearestEven() {
+    /// The reference rounding: a float's bfloat16 bits, rounded to nearest even (NaN stays NaN).
+    func bfloat16Bits(_ x: Float) -> UInt16 {
+        let v = x.bitPattern
+        if v & 0x7FFF_FFFF > 0x7F80_0000 { return UInt16(v >> 16) | 0x0040 }
+        return UInt16((v &+ 0x7FFF &+ ((v >> 16) & 1)) >> 16)
+    }
+
+    func testReferenceRounding() {
         XCTAssertEqual(bfloat16Bits(1), 0x3F80)
         XCTAssertEqual(bfloat16Bits(-2), 0xC000)
         // 1 + 2⁻⁸ lies halfway between 1 and 1 + 2⁻⁷: ties go to the even one (1).
         XCTAssertEqual(bfloat16Bits(1 + 1 / 256), 0x3F80)
-        // 1 + 3·2⁻⁸ lies halfway between 1 + 2⁻⁷ and 1 + 2⁻⁶: ties go to the even one (1 + 2⁻⁶).
         XCTAssertEqual(bfloat16Bits(1 + 3 / 256), 0x3F82)
         XCTAssertEqual(bfloat16Bits(1 + 1 / 256 + 1 / 65536), 0x3F81)
         XCTAssertEqual(bfloat16Bits(.infinity), 0x7F80)
-        XCTAssertTrue(floatFromBFloat16(bfloat16Bits(.nan)).isNaN)
-        XCTAssertTrue(floatFromBFloat16(bfloat16Bits(Float(bitPattern: 0x7F80_0001))).isNaN, "a NaN must not round to infinity")
-        // The vector loop and the scalar one agree on every kind of value.
+    }
+
+    func testConversionRoundsToNearestEven() throws {
+        try XCTSkipUnless(ComputePrecision.bf16Supported, "this CPU has no AVX512-BF16 or AMX")
+        // Ties, values just above ties, and random values, through oneDNN's reorder.
         var rng = TestRNG(7)
-        var values = (0..<1000).map { _ in Float(bitPattern: UInt32(truncatingIfNeeded: rng.next())) }
-        values += [0, -0, 1, .infinity, -.infinity, .nan, Float(bitPattern: 0x7F80_0001), .greatestFiniteMagnitude]
+        var values: [Float] = [1 + 1 / 256, 1 + 3 / 256, 1 + 1 / 256 + 1 / 65536, -(1 + 3 / 256), 0, 1, -2, .infinity, -.infinity]
+        values += (0..<1000).map { _ in rng.uniform() * 1000 }
         var bits = [UInt16](repeating: 0, count: values.count)
-        roundToBFloat16(values, &bits, values.count)
-        for (v, b) in zip(values, bits) {
-            if v.isNaN { XCTAssertTrue(floatFromBFloat16(b).isNaN) } else { XCTAssertEqual(b, bfloat16Bits(v), "\(v)") }
-        }
+        OneDNN.convert(values, rows: 1, cols: values.count, ld: values.count, transposed: false, into: &bits)
+        for (v, b) in zip(values, bits) { XCTAssertEqual(b, bfloat16Bits(v), "\(v)") }
     }
 
     /// bf16 of a float, as a float.
-    func rounded(_ x: Float) -> Float { floatFromBFloat16(bfloat16Bits(x)) }
+    func rounded(_ x: Float) -> Float { Float(bitPattern: UInt32(bfloat16Bits(x)) << 16) }
 
     func checkProduct(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, beta: Float, viaBLAS: Bool = false,
                       file: StaticString = #filePath, line: UInt = #line) throws {
