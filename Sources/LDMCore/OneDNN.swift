@@ -116,13 +116,17 @@ public enum OneDNN {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var primitives: [Key: Primitive] = [:]
 
-    static func dims(_ values: [Int]) -> dnnl_dims_t {
-        var d: dnnl_dims_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &d) { raw in
-            let p = raw.bindMemory(to: Int64.self)
-            for (i, v) in values.enumerated() { p[i] = Int64(v) }
-        }
-        return d
+    /// The descriptor of a [rows×cols] matrix of `type` whose elements (i, j) lie at i·rowStride + j·colStride.
+    static func matrix(_ rows: Int, _ cols: Int, _ type: dnnl_data_type_t, rowStride: Int, colStride: Int = 1,
+                       _ what: String) -> dnnl_memory_desc_t {
+        var desc = dnnl_memory_desc_t()
+        var d: dnnl_dims_t = (Int64(rows), Int64(cols), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var s: dnnl_dims_t = (Int64(rowStride), Int64(colStride), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        let status = withUnsafePointer(to: &d) { dp in withUnsafePointer(to: &s) { sp in
+            dnnl_memory_desc_init_by_strides(&desc, 2, dp.withMemoryRebound(to: Int64.self, capacity: 12) { $0 }, type,
+                                             sp.withMemoryRebound(to: Int64.self, capacity: 12) { $0 }) } }
+        check(status, what + " descriptor")
+        return desc
     }
 
     private static func check(_ status: dnnl_status_t, _ what: String) {
@@ -136,19 +140,10 @@ public enum OneDNN {
         defer { lock.unlock() }
         if let p = primitives[key] { return p }
         guard let engine else { fatalError("oneDNN has no CPU engine") }
-        var a = dnnl_memory_desc_t(), b = dnnl_memory_desc_t(), c = dnnl_memory_desc_t()
-        var da = dims([key.m, key.k]), sa = dims([key.k, 1])
-        var db = dims([key.k, key.n]), sb = key.transB ? dims([1, key.ldb]) : dims([key.ldb, 1])
-        var dc = dims([key.m, key.n]), sc = dims([key.ldc, 1])
-        check(withUnsafePointer(to: &da) { d in withUnsafePointer(to: &sa) { s in
-            dnnl_memory_desc_init_by_strides(&a, 2, d.withMemoryRebound(to: Int64.self, capacity: 12) { $0 }, dnnl_bf16,
-                                             s.withMemoryRebound(to: Int64.self, capacity: 12) { $0 }) } }, "A descriptor")
-        check(withUnsafePointer(to: &db) { d in withUnsafePointer(to: &sb) { s in
-            dnnl_memory_desc_init_by_strides(&b, 2, d.withMemoryRebound(to: Int64.self, capacity: 12) { $0 }, dnnl_bf16,
-                                             s.withMemoryRebound(to: Int64.self, capacity: 12) { $0 }) } }, "B descriptor")
-        check(withUnsafePointer(to: &dc) { d in withUnsafePointer(to: &sc) { s in
-            dnnl_memory_desc_init_by_strides(&c, 2, d.withMemoryRebound(to: Int64.self, capacity: 12) { $0 }, dnnl_f32,
-                                             s.withMemoryRebound(to: Int64.self, capacity: 12) { $0 }) } }, "C descriptor")
+        var a = matrix(key.m, key.k, dnnl_bf16, rowStride: key.k, "A")
+        var b = key.transB ? matrix(key.k, key.n, dnnl_bf16, rowStride: 1, colStride: key.ldb, "B")
+                           : matrix(key.k, key.n, dnnl_bf16, rowStride: key.ldb, "B")
+        var c = matrix(key.m, key.n, dnnl_f32, rowStride: key.ldc, "C")
         var desc = dnnl_matmul_desc_t()
         check(dnnl_matmul_desc_init(&desc, &a, &b, nil, &c), "matmul descriptor")
         var attr: dnnl_primitive_attr_t?
@@ -199,15 +194,9 @@ public enum OneDNN {
         lock.lock()
         defer { lock.unlock() }
         if let p = reorders[key] { return p }
-        var src = dnnl_memory_desc_t(), dst = dnnl_memory_desc_t()
-        var d = dims([key.rows, key.cols])
-        var ss = key.transposed ? dims([1, key.ld]) : dims([key.ld, 1]), ds = dims([key.cols, 1])
-        check(withUnsafePointer(to: &d) { dp in withUnsafePointer(to: &ss) { sp in
-            dnnl_memory_desc_init_by_strides(&src, 2, dp.withMemoryRebound(to: Int64.self, capacity: 12) { $0 }, dnnl_f32,
-                                             sp.withMemoryRebound(to: Int64.self, capacity: 12) { $0 }) } }, "reorder source")
-        check(withUnsafePointer(to: &d) { dp in withUnsafePointer(to: &ds) { sp in
-            dnnl_memory_desc_init_by_strides(&dst, 2, dp.withMemoryRebound(to: Int64.self, capacity: 12) { $0 }, dnnl_bf16,
-                                             sp.withMemoryRebound(to: Int64.self, capacity: 12) { $0 }) } }, "reorder destination")
+        var src = key.transposed ? matrix(key.rows, key.cols, dnnl_f32, rowStride: 1, colStride: key.ld, "reorder source")
+                                 : matrix(key.rows, key.cols, dnnl_f32, rowStride: key.ld, "reorder source")
+        var dst = matrix(key.rows, key.cols, dnnl_bf16, rowStride: key.cols, "reorder destination")
         var pd: dnnl_primitive_desc_t?
         check(dnnl_reorder_primitive_desc_create(&pd, &src, engine, &dst, engine, nil), "reorder primitive descriptor")
         defer { dnnl_primitive_desc_destroy(pd) }
@@ -253,29 +242,15 @@ public enum OneDNN {
         check(dnnl_stream_wait(stream), "stream wait")
     }
 
-    /// Runs one matmul on the calling thread.
+    /// Runs one matmul on the calling thread, its scratch memory from the pool.
     private static func run(_ p: Primitive, a: UnsafeRawPointer, b: UnsafeRawPointer, c: UnsafeMutableRawPointer) {
-        setOMPThreads?(1)
-        var stream: dnnl_stream_t?
-        check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "stream")
-        defer { dnnl_stream_destroy(stream) }
-        var ma: dnnl_memory_t?, mb: dnnl_memory_t?, mc: dnnl_memory_t?
-        check(dnnl_memory_create(&ma, &p.a, engine, UnsafeMutableRawPointer(mutating: a)), "A memory")
-        check(dnnl_memory_create(&mb, &p.b, engine, UnsafeMutableRawPointer(mutating: b)), "B memory")
-        check(dnnl_memory_create(&mc, &p.c, engine, c), "C memory")
-        defer { dnnl_memory_destroy(ma); dnnl_memory_destroy(mb); dnnl_memory_destroy(mc) }
-        var args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: ma), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: mb),
-                    dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: mc)]
-        var scratch: ScratchPool.Buffer?
-        var ms: dnnl_memory_t?
-        if p.scratchBytes > 0 {
-            scratch = ScratchPool.take(p.scratchBytes)
-            check(dnnl_memory_create(&ms, &p.scratch, engine, scratch!.pointer), "scratch memory")
-            args.append(dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: ms))
-        }
-        defer { if let scratch { dnnl_memory_destroy(ms); ScratchPool.give(scratch) } }
-        check(dnnl_primitive_execute(p.primitive, stream, Int32(args.count), &args), "matmul")
-        check(dnnl_stream_wait(stream), "stream wait")
+        var arguments = [(DNNL_ARG_SRC, UnsafeMutableRawPointer(mutating: a), p.a), (DNNL_ARG_WEIGHTS, UnsafeMutableRawPointer(mutating: b), p.b),
+                         (DNNL_ARG_DST, c, p.c)]
+        guard p.scratchBytes > 0 else { return execute(p, arguments) }
+        let scratch = ScratchPool.take(p.scratchBytes)
+        defer { ScratchPool.give(scratch) }
+        arguments.append((DNNL_ARG_SCRATCHPAD, scratch.pointer, p.scratch))
+        execute(p, arguments)
     }
 
     // MARK: - The bf16 product
