@@ -14,12 +14,11 @@ Peak RSS (VmHWM) is cumulative over the rows run; use --only for one row's own p
 import argparse
 import platform
 import resource
-import time
 
 import openvino as ov
 import torch
 
-from bench_pytorch import sd15_unet, sd15_vae
+from bench_pytorch import best, sd15_unet, sd15_vae
 
 
 def peak_gib():
@@ -73,13 +72,8 @@ def main():
             precision = compiled.get_property("INFERENCE_PRECISION_HINT")
             request = compiled.create_infer_request()
             feed = [x.numpy() for x in inputs]
-            request.infer(feed)
-            times = []
-            for _ in range(args.repeats):
-                t = time.perf_counter()
-                request.infer(feed)
-                times.append(time.perf_counter() - t)
-            print(f"{name:8s} {label:8s} (runs in {precision}): best {min(times):.3f} s of {args.repeats}, "
+            seconds = best(lambda: request.infer(feed), args.repeats)
+            print(f"{name:8s} {label:8s} (runs in {precision}): best {seconds:.3f} s of {args.repeats}, "
                   f"peak RSS {peak_gib():.2f} GiB")
 
 
