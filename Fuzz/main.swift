@@ -99,11 +99,12 @@ final class HTTPHarness: @unchecked Sendable {
         settings.port = 0
         settings.users = ["fuzz": "fuzz"]
         settings.limits.maxBodyBytes = 1 << 20
-        settings.limits.maxPixels = 64 * 64
-        settings.limits.maxSide = 64
+        settings.limits.maxPixels = 32 * 32
+        settings.limits.maxSide = 32
         settings.limits.maxSteps = 2
         settings.limits.maxImages = 2
         settings.capacity = 1
+        settings.stopsOnSignals = false   // libFuzzer's driver handles SIGINT (stats, then exit)
         let ready = DispatchSemaphore(value: 0)
         let address = LockedBox<String>()
         Task.detached {

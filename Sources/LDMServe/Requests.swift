@@ -193,6 +193,7 @@ func parseGenerationRequest(_ f: JSONFields, img2img: Bool, limits: ServeLimits)
     if !styles.isEmpty { throw APIError.unprocessable("styles are not supported (send the text in the prompt)") }
     var job = GenerationJob(prompt: prompt)
     job.negativePrompt = negative
+    job.ceilings = GenerationCeilings(pixels: limits.maxPixels, side: limits.maxSide, steps: limits.maxSteps)
     let samplerName = try f.string("sampler_name") ?? f.string("sampler_index")
     if let samplerName, !samplerName.isEmpty { job.sampler = try SamplerNames.sampler(samplerName, scheduler: try f.string("scheduler")) }
     if let steps = try f.int("steps") {

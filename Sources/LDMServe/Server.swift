@@ -27,6 +27,9 @@ public struct ServeSettings: Sendable {
     public var loadOptions = ModelLoadOptions()
     public var networks = NetworkSettings()
     public var capacity = 2
+    /// SIGTERM and SIGINT end the server gracefully; false leaves the signals to the embedding
+    /// process (the fuzzing harness, whose driver handles SIGINT itself).
+    public var stopsOnSignals = true
     public init(catalog: ModelCatalog, dataFolder: URL) { self.catalog = catalog; self.dataFolder = dataFolder }
 }
 
@@ -160,5 +163,5 @@ public func runServer(_ settings: ServeSettings, log: @escaping @Sendable (Strin
                               let port = channel.localAddress?.port ?? settings.port
                               ready("http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(port)")
                           })
-    try await app.runService()
+    try await app.runService(gracefulShutdownSignals: settings.stopsOnSignals ? [.sigterm, .sigint] : [])
 }

@@ -56,6 +56,9 @@ public struct GenerationJob {
     public var negativePrompt: String?
     public var sampler: SamplerName?
     public var steps: Int?
+    /// A server's ceilings, applied to what the job resolves to, the model's defaults included
+    /// (a request that names no size or steps must not exceed them either).
+    public var ceilings: GenerationCeilings?
     public var guidance: Float?
     public var guidanceRescale: Float?
     public var seed: UInt64 = 0
@@ -192,6 +195,16 @@ public final class Generator: @unchecked Sendable {
         let pipeline = m.pipeline
         let width = job.width ?? job.initImage?.width ?? pipeline.defaultSize
         let height = job.height ?? job.initImage?.height ?? pipeline.defaultSize
+        let steps = job.steps ?? m.defaults.steps ?? 20
+        if let c = job.ceilings {
+            guard width <= c.side, height <= c.side, width * height <= c.pixels else {
+                throw GenerationError("\(width)×\(height) (the model's default size unless given) is more than this server allows "
+                                      + "(\(c.pixels) pixels, \(c.side) a side): send a smaller width and height")
+            }
+            guard steps <= c.steps else {
+                throw GenerationError("\(steps) steps (the model's default unless given) is more than this server's \(c.steps): send steps")
+            }
+        }
         try MemoryBudget.check(MemoryBudget.generationBytes(pipeline: pipeline, width: width, height: height, batch: job.batch,
                                                             tiledDecode: job.tileVAE),
                                what: "\(job.batch) image\(job.batch == 1 ? "" : "s") of \(width)×\(height)")
@@ -211,7 +224,7 @@ public final class Generator: @unchecked Sendable {
         }
         var r = GenerationRequest(prompt: text)
         r.negativePrompt = job.negativePrompt
-        r.steps = job.steps ?? m.defaults.steps ?? 20
+        r.steps = steps
         r.guidance = job.guidance ?? m.defaults.guidance ?? 7.5
         r.guidanceRescale = job.guidanceRescale ?? m.defaults.guidanceRescale ?? 0
         r.sampler = job.sampler ?? m.defaults.sampler.flatMap(SamplerName.init(rawValue:))

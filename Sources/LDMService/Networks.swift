@@ -8,6 +8,12 @@ import LDMIO
 import LDMModels
 
 /// A request that cannot be carried out as given. One line.
+/// Most pixels, pixels a side and steps a job may resolve to (a server's limits).
+public struct GenerationCeilings: Sendable, Equatable {
+    public var pixels: Int, side: Int, steps: Int
+    public init(pixels: Int, side: Int, steps: Int) { self.pixels = pixels; self.side = side; self.steps = steps }
+}
+
 public struct GenerationError: Error, CustomStringConvertible, LocalizedError, Equatable {
     public var description: String
     public init(_ description: String) { self.description = description }

@@ -297,6 +297,21 @@ final class ServeTests: XCTestCase {
         }
     }
 
+    func testTheServersLimitsBindTheModelsDefaultsToo() throws {
+        // The tiny model draws 64×64 in 20 steps by default: a request that names neither must not
+        // get past --max-pixels 1024 or --max-steps 5.
+        let server = try ServerProcess(["--max-pixels", "1024", "--max-steps", "5"])
+        let bySize = try http("POST", api(server, "txt2img"), json: ["prompt": "x"])
+        XCTAssertEqual(bySize.status, 422, String(decoding: bySize.body, as: UTF8.self))
+        XCTAssertTrue((bySize.object["detail"] as? String ?? "").contains("64×64"), String(decoding: bySize.body, as: UTF8.self))
+        let bySteps = try http("POST", api(server, "txt2img"), json: ["prompt": "x", "width": 32, "height": 32])
+        XCTAssertEqual(bySteps.status, 422, String(decoding: bySteps.body, as: UTF8.self))
+        XCTAssertTrue((bySteps.object["detail"] as? String ?? "").contains("20 steps"), String(decoding: bySteps.body, as: UTF8.self))
+        let within = try http("POST", api(server, "txt2img"), json: ["prompt": "x", "width": 32, "height": 32, "steps": 2])
+        XCTAssertEqual(within.status, 200, String(decoding: within.body, as: UTF8.self))
+        XCTAssertEqual((within.object["images"] as? [String])?.count, 1)
+    }
+
     func testProgressAndInterrupt() throws {
         let server = try ServerProcess()
         final class Box: @unchecked Sendable { var result: HTTPResult? }
