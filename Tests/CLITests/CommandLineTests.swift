@@ -22,6 +22,29 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(info.stdout.contains("size: 64x64"), info.stdout)
     }
 
+    /// `ldm image compare`: PSNR by its formula on a known difference, per file and per folder.
+    func testImageCompareGivesPSNRAndTheLargestDifference() throws {
+        let a = try temporaryFolder(), b = try temporaryFolder()
+        var pixels = [UInt8](repeating: 100, count: 8 * 8 * 3)
+        try PNGImage(width: 8, height: 8, channels: 3, pixels: pixels).write(to: a.appendingPathComponent("x.png").path)
+        try PNGImage(width: 8, height: 8, channels: 3, pixels: pixels).write(to: b.appendingPathComponent("x.png").path)
+        try PNGImage(width: 8, height: 8, channels: 3, pixels: pixels).write(to: a.appendingPathComponent("y.png").path)
+        pixels[0] = 110   // one sample off by 10: MSE = 100 / 192
+        try PNGImage(width: 8, height: 8, channels: 3, pixels: pixels).write(to: b.appendingPathComponent("y.png").path)
+        let expected = String(format: "%.2f", 10 * log10(255.0 * 255 / (100.0 / 192)))
+        let one = try ldm(["image", "compare", a.appendingPathComponent("y.png").path, b.appendingPathComponent("y.png").path])
+        XCTAssertEqual(one.status, 0, one.stderr)
+        XCTAssertEqual(one.stdout, "PSNR \(expected) dB, largest difference 10 of 255\n")
+        let folders = try ldm(["image", "compare", a.path, b.path])
+        XCTAssertEqual(folders.status, 0, folders.stderr)
+        XCTAssertTrue(folders.stdout.contains("x.png  PSNR inf dB, largest difference 0"), folders.stdout)
+        XCTAssertTrue(folders.stdout.contains("2 pairs: 1 identical; mean PSNR of the others \(expected) dB"), folders.stdout)
+        try PNGImage(width: 4, height: 8, channels: 3, pixels: [UInt8](repeating: 0, count: 96)).write(to: b.appendingPathComponent("y.png").path)
+        let mismatched = try ldm(["image", "compare", a.path, b.path])
+        XCTAssertNotEqual(mismatched.status, 0)
+        XCTAssertTrue(mismatched.stderr.contains("is 8×8 but"), mismatched.stderr)
+    }
+
     /// A1111's reading (the default) encodes a long prompt in 75-token chunks, nothing cut; the
     /// literal reading (--plain-prompt, diffusers') cuts it and says what was kept.
     func testOverlongPromptIsChunkedOrWarnsWhatWasCut() throws {
