@@ -24,10 +24,46 @@ public final class Linear: Module {
         return linear(x, weight: weight.value, bias: bias?.value)
     }
 
+    /// When set, backward accumulates the gradients of a low-rank update of this weight straight
+    /// from the input and output gradients (see `LowRankUpdate`).
+    public var lowRank: LowRankUpdate?
+
     public func backward(_ dy: Tensor, needInputGrad: Bool = true) -> Tensor? {
         guard let x = input else { preconditionFailure("Linear.backward without a training forward") }
+        lowRank?.accumulate(dy: dy, x: x)
         return linearBackward(dy, x: x, weight: weight.value, weightGrad: weight.grad, biasGrad: bias?.grad,
                               needInputGrad: needInputGrad)
+    }
+}
+
+/// A low-rank update W = W₀ + s·B·A of a linear layer's weight (LoRA: A = lora_down [r, in],
+/// B = lora_up [out, r]). With G = ∂L/∂W = dyᵀ·x, its gradients are ∂L/∂B = s·G·Aᵀ = s·dyᵀ·(x·Aᵀ)
+/// and ∂L/∂A = s·Bᵀ·G = s·(dy·B)ᵀ·x: products through rank r, never the full [out, in] G.
+public final class LowRankUpdate {
+    public let down: Parameter, up: Parameter
+    public let scale: Float
+
+    public init(down: Parameter, up: Parameter, scale: Float) {
+        precondition(down.shape.count == 2 && up.shape.count == 2 && up.shape[1] == down.shape[0], "low-rank update shapes")
+        self.down = down
+        self.up = up
+        self.scale = scale
+    }
+
+    /// Adds this step's ∂L/∂A and ∂L/∂B (into `down.grad` and `up.grad`) for input x [..., in] and
+    /// output gradient dy [..., out].
+    func accumulate(dy: Tensor, x: Tensor) {
+        guard let gA = down.grad, let gB = up.grad else { return }
+        let r = down.shape[0], inF = down.shape[1], outF = up.shape[0]
+        let rows = inF == 0 ? 0 : x.count / inF
+        guard rows > 0, r > 0 else { return }
+        let xa = Tensor(uninitialized: [rows, r]), dyb = Tensor(uninitialized: [rows, r])
+        BLAS.gemm(transB: true, m: rows, n: r, k: inF, a: x.data, lda: inF, b: down.value.data, ldb: inF, c: xa.data, ldc: r)
+        BLAS.gemm(m: rows, n: r, k: outF, a: dy.data, lda: outF, b: up.value.data, ldb: r, c: dyb.data, ldc: r)
+        BLAS.gemm(transA: true, m: outF, n: r, k: rows, alpha: scale, a: dy.data, lda: outF, b: xa.data, ldb: r,
+                  beta: 1, c: gB.data, ldc: r)
+        BLAS.gemm(transA: true, m: r, n: inF, k: rows, alpha: scale, a: dyb.data, lda: r, b: x.data, ldb: inF,
+                  beta: 1, c: gA.data, ldc: inF)
     }
 }
 

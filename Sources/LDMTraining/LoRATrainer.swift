@@ -104,7 +104,8 @@ public final class LoRATarget {
         original.withUnsafeBufferPointer { w0 in weight.value.data.update(from: w0.baseAddress!, count: w0.count) }
     }
 
-    /// ∂L/∂B = s·G·Aᵀ, ∂L/∂A = s·Bᵀ·G from G = ∂L/∂W, added to the LoRA parameters' gradients.
+    /// ∂L/∂B = s·G·Aᵀ, ∂L/∂A = s·Bᵀ·G from G = ∂L/∂W, added to the LoRA parameters' gradients
+    /// (convolution targets; linear ones accumulate them in their backward).
     func projectGradient(scale s: Float) {
         let r = rank, n = inner, o = out
         guard let gw = weight.grad, let gd = down.grad, let gu = up.grad else { return }
@@ -165,6 +166,20 @@ public final class LoRATrainer {
         }
         guard !list.isEmpty else { throw TrainingError.invalidArgument("no layer of this model is a LoRA target") }
         targets = list
+        // The base weights are frozen: no gradient of theirs is computed, except the full ∂L/∂W of
+        // convolution targets, which is projected onto A and B after the backward pass. Linear
+        // targets get A's and B's gradients straight from their backward (LowRankUpdate).
+        for (_, p) in pipeline.unet.namedParameters() + pipeline.textEncoder.namedParameters() { p.grad = nil }
+        var linears: [ObjectIdentifier: Linear] = [:]
+        func collect(_ m: Module) {
+            if let l = m as? Linear { linears[ObjectIdentifier(l.weight)] = l }
+            for (_, c) in m.children { collect(c) }
+        }
+        collect(pipeline.unet)
+        collect(pipeline.textEncoder)
+        for t in list where t.weight.shape.count == 2 {
+            linears[ObjectIdentifier(t.weight)]?.lowRank = LowRankUpdate(down: t.down, up: t.up, scale: config.alpha / Float(config.rank))
+        }
         let params = list.flatMap { t -> [(String, Parameter)] in
             let key = LoRATrainer.kohyaKey(t)
             return [(key + ".lora_down.weight", t.down), (key + ".lora_up.weight", t.up)]
@@ -278,10 +293,8 @@ public final class LoRATrainer {
         unet.setTraining(gradients)
         text.setTraining(gradients && trainText)
         defer { unet.setTraining(false); text.setTraining(false) }
-        if gradients { unet.zeroGradients() }
-        if gradients && trainText { text.zeroGradients() }
         for t in targets where gradients {
-            for p in [t.down, t.up] {
+            for p in [t.down, t.up] + (t.weight.shape.count == 2 ? [] : [t.weight]) {
                 if let g = p.grad { g.data.update(repeating: 0, count: g.count) } else { p.grad = Tensor(zeros: p.shape) }
             }
         }

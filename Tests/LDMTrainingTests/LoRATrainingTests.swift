@@ -50,6 +50,13 @@ final class LoRATrainingTests: XCTestCase {
             for i in 0..<u.count { target.up.value.data[i] = 0.05 * u[i] }
         }
         _ = try t.lossAndGradients()
+        // Frozen weights get no gradient, linear targets' full ∂L/∂W included (A's and B's come
+        // through rank r); convolution targets keep theirs for the projection.
+        let frozen = t.pipeline.unet.namedParameters().filter { name, _ in !t.targets.contains { $0.weightName == name } }
+        XCTAssertFalse(frozen.isEmpty)
+        XCTAssertTrue(frozen.allSatisfy { $0.1.grad == nil }, "\(frozen.first { $0.1.grad != nil }?.0 ?? "")")
+        XCTAssertTrue(t.targets.filter { $0.weight.shape.count == 2 }.allSatisfy { $0.weight.grad == nil })
+        XCTAssertTrue(t.targets.filter { $0.weight.shape.count == 4 }.allSatisfy { $0.weight.grad != nil })
         let picks = [t.targets.first { $0.weightName.hasSuffix("attn2.to_k.weight") }!,
                      t.targets.first { $0.weightName.hasSuffix("conv1.weight") }!,
                      t.targets.first { $0.component == "text_encoder" && $0.weightName.hasSuffix("q_proj.weight") }!]

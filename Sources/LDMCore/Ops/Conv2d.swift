@@ -186,6 +186,7 @@ public func conv2dBackward(_ dy: Tensor, x: Tensor, weight: Tensor, stride: Int 
                         height: x.shape[2], width: x.shape[3])
     let n = x.shape[0], oh = g.outHeight, ow = g.outWidth, k = g.columnRows, outPlane = oh * ow, o = g.outChannels
     let inImage = g.inChannels * g.height * g.width
+    if weightGrad == nil && biasGrad == nil && !needInputGrad { return nil }   // a frozen layer whose dx comes elsewhere
     if let biasGrad {
         let pb = biasGrad.data, pd = dy.data
         for i in 0..<n {
