@@ -165,7 +165,19 @@ public final class Transformer2DModel: Module {
             + [("proj_out", (projOutConv as Module?) ?? projOutLinear!)]
     }
 
+    /// The inputs of a checkpointed training forward (see `Module.recomputesInBackward`).
+    private var checkpoint: (x: Tensor, context: Tensor)?
+    override public func releaseCaches() { checkpoint = nil }
+
     public func callAsFunction(_ x: Tensor, context: Tensor) -> Tensor {
+        guard isTraining && recomputesInBackward else { return forward(x, context: context) }
+        let y = forward(x, context: context)
+        releaseAllCaches()
+        checkpoint = (x, context)
+        return y
+    }
+
+    private func forward(_ x: Tensor, context: Tensor) -> Tensor {
         shape = x.shape
         let h = x.shape[2], w = x.shape[3]
         var t: Tensor
@@ -181,6 +193,7 @@ public final class Transformer2DModel: Module {
 
     /// Returns (dx, dcontext).
     public func backward(_ dy: Tensor) -> (Tensor, Tensor) {
+        if let c = checkpoint { checkpoint = nil; _ = forward(c.x, context: c.context) }
         let h = shape[2], w = shape[3]
         var dt: Tensor = projOutConv != nil ? imageToTokens(projOutConv!.backward(dy)!) : projOutLinear!.backward(imageToTokens(dy))!
         var dctx: Tensor?

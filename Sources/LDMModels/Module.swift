@@ -48,6 +48,23 @@ open class Module {
     /// Drops what the last forward kept for backward.
     open func releaseCaches() {}
 
+    /// Drops what the last forward kept for backward in the whole tree (training stays on).
+    public func releaseAllCaches() {
+        releaseCaches()
+        for (_, c) in children { c.releaseAllCaches() }
+    }
+
+    /// Gradient checkpointing: a module that supports it (the U-Net's residual blocks and spatial
+    /// transformers) keeps only its inputs in a training forward and runs its forward again at
+    /// the start of its backward, trading about one more forward pass for the activations inside.
+    public internal(set) var recomputesInBackward = false
+
+    /// Turns gradient checkpointing on or off in the whole tree.
+    public func setGradientCheckpointing(_ on: Bool) {
+        recomputesInBackward = on
+        for (_, c) in children { c.setGradientCheckpointing(on) }
+    }
+
     /// Allocates (or clears) every parameter's gradient.
     public func zeroGradients() {
         for (_, p) in namedParameters() {

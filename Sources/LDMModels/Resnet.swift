@@ -27,10 +27,20 @@ public final class ResnetBlock2D: Module {
         if let convShortcut { c.append(("conv_shortcut", convShortcut)) }
         return c
     }
-    override public func releaseCaches() { tembAct = nil }
+    /// The inputs of a checkpointed training forward (see `Module.recomputesInBackward`).
+    private var checkpoint: (x: Tensor, temb: Tensor?)?
+    override public func releaseCaches() { tembAct = nil; checkpoint = nil }
 
     /// x [N, C, H, W], temb [N, T] (the U-Net's time embedding, before its SiLU) or nil.
     public func callAsFunction(_ x: Tensor, temb: Tensor? = nil) -> Tensor {
+        guard isTraining && recomputesInBackward else { return forward(x, temb: temb) }
+        let y = forward(x, temb: temb)
+        releaseAllCaches()
+        checkpoint = (x, temb)
+        return y
+    }
+
+    private func forward(_ x: Tensor, temb: Tensor?) -> Tensor {
         var h = conv1(norm1(x, silu: true))
         if let temb, let timeEmbProj {
             let a = silu(temb)
@@ -44,6 +54,7 @@ public final class ResnetBlock2D: Module {
 
     /// Returns (dx, dtemb).
     public func backward(_ dy: Tensor) -> (Tensor, Tensor?) {
+        if let c = checkpoint { checkpoint = nil; _ = forward(c.x, temb: c.temb) }
         let dh = norm2.backward(conv2.backward(dy)!, silu: true)
         var dtemb: Tensor?
         if let timeEmbProj, let t = tembAct {

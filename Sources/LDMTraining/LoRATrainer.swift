@@ -138,6 +138,12 @@ public final class LoRATrainer {
 
     public var scale: Float { config.alpha / Float(config.rank) }
 
+    /// Gradient checkpointing in the U-Net (`Module.recomputesInBackward`): the same gradients
+    /// with the activations inside its blocks recomputed instead of kept.
+    public var gradientCheckpointing = false {
+        didSet { pipeline.unet.setGradientCheckpointing(gradientCheckpointing) }
+    }
+
     public init(config: LoRATrainingConfig, pipeline: StableDiffusionPipeline, dataset: ImageCaptionDataset, captions: [String],
                 runFolder: URL) throws {
         try config.validate()

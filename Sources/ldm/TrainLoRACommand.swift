@@ -36,6 +36,8 @@ extension TrainCommand {
         var initFrom: String?
         @Option(help: "Prompt of the sample images drawn at every checkpoint, with and without the LoRA (default: the first caption).")
         var samplePrompt: String?
+        @Flag(help: "Gradient checkpointing: keep only the inputs of the U-Net's residual blocks and transformers and recompute the rest in the backward pass (less memory, about a third more time; the same weights).")
+        var gradientCheckpointing = false
 
         func validate() throws {
             guard ["kohya", "peft"].contains(format) else { throw ValidationError("--format must be kohya or peft") }
@@ -75,6 +77,7 @@ extension TrainCommand {
             for s in data.folder.skipped.prefix(5) { progress.note("skipped \(s)") }
             let captions = try (0..<data.folder.count).map { try data.folder.caption(at: $0) }
             let trainer = try LoRATrainer(config: c, pipeline: pipeline, dataset: data, captions: captions, runFolder: runFolder)
+            trainer.gradientCheckpointing = gradientCheckpointing
             if resume, let s = try trainer.resume() {
                 progress.note("resumed from step \(s)")
             } else if let initFrom {

@@ -82,6 +82,29 @@ final class LoRATrainingTests: XCTestCase {
         XCTAssertEqual(checked, 12)
     }
 
+    /// Gradient checkpointing recomputes the blocks' activations in backward: the same gradients.
+    func testGradientCheckpointingGivesTheSameGradients() throws {
+        var c = LoRATrainingConfig()
+        c.rank = 2; c.alpha = 2; c.targets = ["unet", "text"]; c.conv = true; c.batchSize = 2; c.captionDropout = 0
+        func gradients(_ checkpointing: Bool) throws -> (Double, [[Float]]) {
+            let t = try trainer(c)
+            var random = SwiftRandomSource(seed: 5)
+            for target in t.targets {
+                let u = random.normal(count: target.up.value.count)
+                for i in 0..<u.count { target.up.value.data[i] = 0.05 * u[i] }
+            }
+            t.gradientCheckpointing = checkpointing
+            let loss = try t.lossAndGradients()
+            return (loss, t.targets.flatMap { [$0.down.grad!, $0.up.grad!] }.map { Array(UnsafeBufferPointer(start: $0.data, count: $0.count)) })
+        }
+        let (plainLoss, plain) = try gradients(false)
+        let (loss, recomputed) = try gradients(true)
+        XCTAssertEqual(loss, plainLoss)
+        XCTAssertEqual(plain.count, recomputed.count)
+        XCTAssertTrue(plain.joined().contains { $0 != 0 })
+        for (a, b) in zip(plain, recomputed) { XCTAssertEqual(a, b) }
+    }
+
     func testExportedFilesCarryTheTrainedUpdateAndResumeIsExact() throws {
         var c = LoRATrainingConfig()
         c.rank = 4; c.alpha = 2; c.targets = ["unet", "text"]; c.steps = 2; c.batchSize = 1; c.learningRate = 1e-2; c.warmupSteps = 0
