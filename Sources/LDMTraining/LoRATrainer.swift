@@ -151,8 +151,8 @@ public final class LoRATrainer {
             throw TrainingError.invalidArgument("\(dataset.imageSize)-pixel images do not fit this model (multiples of "
                 + "\(pipeline.vaeScaleFactor * pipeline.unet.downsamplingFactor) pixels)")
         }
-        guard pipeline.textEncoder2 == nil && !pipeline.unet.config.takesTextTime else {
-            throw TrainingError.invalidArgument("LoRA training of SDXL models is not supported yet (SD 1.x/2.x models are)")
+        if pipeline.usesSDXLConditioning && config.targets.contains("text") {
+            throw TrainingError.invalidArgument("LoRA training of SDXL's text encoders is not supported yet: train the U-Net (--targets unet)")
         }
         self.config = config
         self.pipeline = pipeline
@@ -187,7 +187,7 @@ public final class LoRATrainer {
             linears[ObjectIdentifier(t.weight)]?.lowRank = LowRankUpdate(down: t.down, up: t.up, scale: config.alpha / Float(config.rank))
         }
         let params = list.flatMap { t -> [(String, Parameter)] in
-            let key = LoRATrainer.kohyaKey(t)
+            let key = LoRATrainer.kohyaKey(t, unetConfig: pipeline.unet.config)
             return [(key + ".lora_down.weight", t.down), (key + ".lora_up.weight", t.up)]
         }
         state = TrainingState(params: params, weightDecay: config.weightDecay, emaDecay: 0, runFolder: runFolder)
@@ -215,8 +215,12 @@ public final class LoRATrainer {
     }
 
     /// kohya's module name: `lora_unet_` / `lora_te_` + the diffusers module path with "_" for ".".
-    static func kohyaKey(_ t: LoRATarget) -> String {
-        let module = t.weightName.dropLast(".weight".count).replacingOccurrences(of: ".", with: "_")
+    /// kohya's module name: diffusers' path for SD 1.x/2.x (what kohya's scripts write for them);
+    /// for SDXL the LDM path (`lora_unet_input_blocks_4_1_…`), as kohya's SDXL scripts write it.
+    static func kohyaKey(_ t: LoRATarget, unetConfig: UNetConfig) -> String {
+        var path = t.weightName
+        if t.component == "unet" && unetConfig.takesTextTime { path = SingleFileMapping.unet(path, config: unetConfig).name }
+        let module = path.dropLast(".weight".count).replacingOccurrences(of: ".", with: "_")
         return (t.component == "unet" ? "lora_unet_" : "lora_te_") + module
     }
 
@@ -242,7 +246,7 @@ public final class LoRATrainer {
     public func initialize(from path: String) throws {
         let file = try openTensorFile(path)
         for t in targets {
-            let key = Self.kohyaKey(t)
+            let key = Self.kohyaKey(t, unetConfig: pipeline.unet.config)
             for (suffix, p) in [(".lora_down.weight", t.down), (".lora_up.weight", t.up)] {
                 guard file.contains(key + suffix), try file.shape(of: key + suffix) == p.shape else {
                     throw TrainingError.invalidArgument("\(path) has no \(key + suffix) of shape \(p.shape) (another model, targets or rank?)")
@@ -286,8 +290,7 @@ public final class LoRATrainer {
         var rng = stepRandom(seed: config.seed, step: step, stream: 3)
         let x0 = pipeline.space.encode(images, &rng)
         let drop = rng.uniform(count: b)
-        let tokenizer = pipeline.tokenizer
-        let ids = (0..<b).map { tokenizer.encode(drop[$0] < config.captionDropout ? "" : batchCaptions[$0]).ids }
+        let captions = (0..<b).map { drop[$0] < config.captionDropout ? "" : batchCaptions[$0] }
         let ts = (0..<b).map { _ in min(Int(rng.uniform(count: 1)[0] * Float(alphasCumprod.count)), alphasCumprod.count - 1) }
         let noise = rng.normal(count: x0.count)
         let (xt, target) = noisedBatch(x0, noise: noise, timesteps: ts, alphasCumprod: alphasCumprod, vPrediction: vPrediction)
@@ -304,8 +307,23 @@ public final class LoRATrainer {
                 if let g = p.grad { g.data.update(repeating: 0, count: g.count) } else { p.grad = Tensor(zeros: p.shape) }
             }
         }
-        let ctx = try text(ids).lastHiddenState
-        let pred = unet(xt, timesteps: ts.map(Float.init), context: ctx)
+        let ctx: Tensor
+        var added = UNetAddedConditions()
+        if pipeline.usesSDXLConditioning {
+            // SDXL: both encoders' penultimate states side by side, the second's pooled output, and
+            // the size conditioning of a centre-cropped square picture (original = target = the
+            // training size, crop at 0, 0; the refiner's five ids end in an aesthetic score of 6).
+            let conditions = try captions.map { try pipeline.encodeConditioning($0, style: .plain) }
+            ctx = concat(conditions.map(\.context), dim: 0)
+            added.textEmbeds = concat(conditions.map { $0.pooled! }, dim: 0)
+            let size = Float(config.imageSize)
+            let row: [Float] = pipeline.timeIdCount == 5 ? [size, size, 0, 0, 6] : [size, size, 0, 0, size, size]
+            added.timeIds = Tensor(shape: [b, row.count], (0..<b).flatMap { _ in row })
+        } else {
+            let ids = captions.map { pipeline.tokenizer.encode($0).ids }
+            ctx = try text(ids).lastHiddenState
+        }
+        let pred = unet(xt, timesteps: ts.map(Float.init), context: ctx, added: added)
         var loss = 0.0
         let grad = Tensor(uninitialized: pred.shape)
         let norm = Float(pred.count)
@@ -338,7 +356,7 @@ public final class LoRATrainer {
             let upValues = Array(UnsafeBufferPointer(start: t.up.value.data, count: t.up.value.count))
             switch format {
             case .kohya:
-                let key = Self.kohyaKey(t)
+                let key = Self.kohyaKey(t, unetConfig: pipeline.unet.config)
                 try writer.add(key + ".lora_down.weight", dtype: dtype, shape: t.down.shape, floats: downValues)
                 try writer.add(key + ".lora_up.weight", dtype: dtype, shape: t.up.shape, floats: upValues)
                 try writer.add(key + ".alpha", dtype: dtype, shape: [], floats: [config.alpha])
@@ -374,8 +392,9 @@ public final class LoRATrainer {
             if config.conv {
                 m["ss_network_args"] = "{\"conv_dim\": \"\(config.rank)\", \"conv_alpha\": \"\(String(format: "%g", config.alpha))\"}"
             }
-            m["ss_base_model_version"] = sd2 ? "sd_v2" : "sd_v1"
-            m["ss_v2"] = sd2 ? "True" : "False"
+            let sdxl = pipeline.usesSDXLConditioning
+            m["ss_base_model_version"] = sdxl ? "sdxl_base_v1-0" : (sd2 ? "sd_v2" : "sd_v1")
+            m["ss_v2"] = sd2 && !sdxl ? "True" : "False"
             m["ss_sd_model_name"] = URL(fileURLWithPath: config.baseModel).lastPathComponent
             m["ss_output_name"] = name
             m["ss_resolution"] = "(\(config.imageSize), \(config.imageSize))"

@@ -132,11 +132,15 @@ func runTrainingLoop(step: () -> Int, totalSteps: Int, batchSize: Int, checkpoin
                      trainStep: () throws -> Float, checkpoint: () throws -> URL,
                      periodic: ((Int) throws -> String?)?, report: (TrainingProgress) -> Void) throws {
     let start = Date()
-    var lastReport = Date(), samplesSince = 0
+    // The rate counts the training steps' own time: samples and checkpoints drawn in between
+    // would otherwise show as a slow step.
+    var lastReport = Date(), samplesSince = 0, trainingSince = 0.0
     let first = step()
     var smoothed: Float?
     while step() < totalSteps {
+        let stepStart = Date()
         let loss = try trainStep()
+        trainingSince += Date().timeIntervalSince(stepStart)
         smoothed = smoothed.map { 0.98 * $0 + 0.02 * loss } ?? loss
         samplesSince += batchSize
         let s = step()
@@ -148,12 +152,13 @@ func runTrainingLoop(step: () -> Int, totalSteps: Int, batchSize: Int, checkpoin
         }
         let now = Date()
         if now.timeIntervalSince(lastReport) > 10 || !messages.isEmpty || s == first + 1 {
-            let rate = Double(samplesSince) / max(now.timeIntervalSince(lastReport), 1e-9)
+            let rate = Double(samplesSince) / max(trainingSince, 1e-9)
             report(TrainingProgress(step: s, totalSteps: totalSteps, firstStep: first, loss: smoothed ?? loss,
                                     samplesPerSecond: rate, elapsed: now.timeIntervalSince(start),
                                     message: messages.isEmpty ? nil : messages.joined(separator: "; ")))
             lastReport = now
             samplesSince = 0
+            trainingSince = 0
         }
         if stop { return }
     }
