@@ -125,7 +125,7 @@ public struct TrainingProgress {
 }
 
 /// The loop every trainer runs until `totalSteps` or Ctrl-C: a step, then checkpoints every
-/// `checkpointEvery` steps and at the end, `periodic` (samples, held-out scores) every `sampleEvery`,
+/// `checkpointEvery` steps and at the end, `periodic` (samples, held-out scores) every `sampleEvery` (0: never),
 /// and a progress report at least every 10 s.
 func runTrainingLoop(step: () -> Int, totalSteps: Int, batchSize: Int, checkpointEvery: Int, sampleEvery: Int,
                      stopRequested: () -> Bool = { InterruptFlag.isSet },
@@ -145,7 +145,7 @@ func runTrainingLoop(step: () -> Int, totalSteps: Int, batchSize: Int, checkpoin
         samplesSince += batchSize
         let s = step()
         var messages: [String] = []
-        if let periodic, s % sampleEvery == 0 || s == totalSteps, let m = try periodic(s) { messages.append(m) }
+        if let periodic, sampleEvery > 0, s % sampleEvery == 0 || s == totalSteps, let m = try periodic(s) { messages.append(m) }
         let stop = stopRequested()
         if s % checkpointEvery == 0 || s == totalSteps || stop {
             messages.append("checkpoint \(try checkpoint().lastPathComponent)")

@@ -31,7 +31,9 @@ extension TrainCommand {
         @Option(help: "Warm-up steps.") var warmup = 20
         @Option(help: "Image size the pictures are trained at (default: the model's).") var size: Int?
         @Option(help: "Seed of the LoRA's initial weights and of the noise.") var seed: UInt64 = 0
-        @Option(help: "Steps between checkpoints (and samples).") var checkpointEvery = 100
+        @Option(help: "Steps between checkpoints.") var checkpointEvery = 100
+        @Option(help: "Steps between sample images, with and without the LoRA, and at the end (default: the checkpoint interval; 0: none — a 512² sample pair takes minutes on a CPU).")
+        var sampleEvery: Int?
         @Option(help: "Start from this LoRA file's weights (written by ldm train lora with the same targets, rank and alpha).")
         var initFrom: String?
         @Option(help: "Prompt of the sample images drawn at every checkpoint, with and without the LoRA (default: the first caption).")
@@ -43,6 +45,7 @@ extension TrainCommand {
             guard ["kohya", "peft"].contains(format) else { throw ValidationError("--format must be kohya or peft") }
             guard output.lowercased().hasSuffix(".safetensors") else { throw ValidationError("--output must end in .safetensors") }
             if let size, size < 8 || size % 8 != 0 { throw ValidationError("--size must be a positive multiple of 8") }
+            if let sampleEvery, sampleEvery < 0 { throw ValidationError("--sample-every must be 0 (no samples) or more") }
         }
 
         func run() throws {
@@ -61,7 +64,7 @@ extension TrainCommand {
             c.warmupSteps = warmup
             c.seed = seed
             c.checkpointEvery = checkpointEvery
-            c.sampleEvery = checkpointEvery
+            c.sampleEvery = sampleEvery ?? checkpointEvery
             c.imageSize = size ?? pipeline.defaultSize
             c.baseModel = modelPath.path
             let runFolder = URL(fileURLWithPath: runPath)
@@ -71,6 +74,7 @@ extension TrainCommand {
                 let steps = c.steps
                 c = saved
                 c.steps = max(steps, saved.steps)
+                if let sampleEvery { c.sampleEvery = sampleEvery }
             }
             let data = try FolderImageDataset(directory: dataset, size: c.imageSize)
             guard data.folder.count > 0 else { throw ValidationError("no captioned PNGs in \(dataset)") }
