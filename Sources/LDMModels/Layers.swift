@@ -19,29 +19,36 @@ public final class Linear: Module {
     }
     override public func releaseCaches() { input = nil }
 
+    /// A low-rank update trained on this layer (LoRA): while it is active, the layer computes
+    /// x·W₀ᵀ + s·(x·Aᵀ)·Bᵀ with W₀ untouched, and backward adds A's and B's gradients (see
+    /// `LowRankUpdate`).
+    public var lowRank: LowRankUpdate?
+
     public func callAsFunction(_ x: Tensor) -> Tensor {
         if isTraining { input = x }
-        return linear(x, weight: weight.value, bias: bias?.value)
+        let y = linear(x, weight: weight.value, bias: bias?.value)
+        if let u = lowRank, u.isActive { u.addForward(x: x, into: y) }
+        return y
     }
-
-    /// When set, backward accumulates the gradients of a low-rank update of this weight straight
-    /// from the input and output gradients (see `LowRankUpdate`).
-    public var lowRank: LowRankUpdate?
 
     public func backward(_ dy: Tensor, needInputGrad: Bool = true) -> Tensor? {
         guard let x = input else { preconditionFailure("Linear.backward without a training forward") }
-        lowRank?.accumulate(dy: dy, x: x)
-        return linearBackward(dy, x: x, weight: weight.value, weightGrad: weight.grad, biasGrad: bias?.grad,
-                              needInputGrad: needInputGrad)
+        let dx = linearBackward(dy, x: x, weight: weight.value, weightGrad: weight.grad, biasGrad: bias?.grad,
+                                needInputGrad: needInputGrad)
+        if let u = lowRank, u.isActive { u.backward(dy: dy, x: x, dx: dx) }
+        return dx
     }
 }
 
-/// A low-rank update W = W₀ + s·B·A of a linear layer's weight (LoRA: A = lora_down [r, in],
-/// B = lora_up [out, r]). With G = ∂L/∂W = dyᵀ·x, its gradients are ∂L/∂B = s·G·Aᵀ = s·dyᵀ·(x·Aᵀ)
-/// and ∂L/∂A = s·Bᵀ·G = s·(dy·B)ᵀ·x: products through rank r, never the full [out, in] G.
+/// A low-rank update W = W₀ + s·B·A of a linear layer's weight, kept apart from W₀ (LoRA:
+/// A = lora_down [r, in], B = lora_up [out, r]): the forward adds s·(x·Aᵀ)·Bᵀ, and with
+/// G = ∂L/∂W = dyᵀ·x the gradients are ∂L/∂B = s·G·Aᵀ = s·dyᵀ·(x·Aᵀ), ∂L/∂A = s·Bᵀ·G = s·(dy·B)ᵀ·x
+/// and the input's dy·W = dy·W₀ + s·(dy·B)·A — products through rank r, never an [out, in] matrix.
 public final class LowRankUpdate {
     public let down: Parameter, up: Parameter
     public let scale: Float
+    /// Whether the layer uses it (on while training; off, the layer is W₀ alone).
+    public var isActive = false
 
     public init(down: Parameter, up: Parameter, scale: Float) {
         precondition(down.shape.count == 2 && up.shape.count == 2 && up.shape[1] == down.shape[0], "low-rank update shapes")
@@ -50,20 +57,44 @@ public final class LowRankUpdate {
         self.scale = scale
     }
 
-    /// Adds this step's ∂L/∂A and ∂L/∂B (into `down.grad` and `up.grad`) for input x [..., in] and
-    /// output gradient dy [..., out].
-    func accumulate(dy: Tensor, x: Tensor) {
-        guard let gA = down.grad, let gB = up.grad else { return }
-        let r = down.shape[0], inF = down.shape[1], outF = up.shape[0]
+    private var rank: Int { down.shape[0] }
+
+    /// x·Aᵀ for x [..., in] → [rows, r].
+    private func projected(_ x: Tensor) -> Tensor {
+        let r = rank, inF = down.shape[1]
+        let rows = inF == 0 ? 0 : x.count / inF
+        let xa = Tensor(uninitialized: [rows, r])
+        if rows > 0 { BLAS.gemm(transB: true, m: rows, n: r, k: inF, a: x.data, lda: inF, b: down.value.data, ldb: inF, c: xa.data, ldc: r) }
+        return xa
+    }
+
+    /// y += s·(x·Aᵀ)·Bᵀ.
+    func addForward(x: Tensor, into y: Tensor) {
+        let xa = projected(x), outF = up.shape[0], rows = xa.shape[0]
+        guard rows > 0, rank > 0 else { return }
+        BLAS.gemm(transB: true, m: rows, n: outF, k: rank, alpha: scale, a: xa.data, lda: rank, b: up.value.data, ldb: rank,
+                  beta: 1, c: y.data, ldc: outF)
+    }
+
+    /// Adds this step's ∂L/∂A and ∂L/∂B (into `down.grad` and `up.grad`, when allocated) and the
+    /// update's share of the input gradient, s·(dy·B)·A, into `dx`.
+    func backward(dy: Tensor, x: Tensor, dx: Tensor?) {
+        let r = rank, inF = down.shape[1], outF = up.shape[0]
         let rows = inF == 0 ? 0 : x.count / inF
         guard rows > 0, r > 0 else { return }
-        let xa = Tensor(uninitialized: [rows, r]), dyb = Tensor(uninitialized: [rows, r])
-        BLAS.gemm(transB: true, m: rows, n: r, k: inF, a: x.data, lda: inF, b: down.value.data, ldb: inF, c: xa.data, ldc: r)
+        let dyb = Tensor(uninitialized: [rows, r])
         BLAS.gemm(m: rows, n: r, k: outF, a: dy.data, lda: outF, b: up.value.data, ldb: r, c: dyb.data, ldc: r)
-        BLAS.gemm(transA: true, m: outF, n: r, k: rows, alpha: scale, a: dy.data, lda: outF, b: xa.data, ldb: r,
-                  beta: 1, c: gB.data, ldc: r)
-        BLAS.gemm(transA: true, m: r, n: inF, k: rows, alpha: scale, a: dyb.data, lda: r, b: x.data, ldb: inF,
-                  beta: 1, c: gA.data, ldc: inF)
+        if let gA = down.grad, let gB = up.grad {
+            let xa = projected(x)
+            BLAS.gemm(transA: true, m: outF, n: r, k: rows, alpha: scale, a: dy.data, lda: outF, b: xa.data, ldb: r,
+                      beta: 1, c: gB.data, ldc: r)
+            BLAS.gemm(transA: true, m: r, n: inF, k: rows, alpha: scale, a: dyb.data, lda: r, b: x.data, ldb: inF,
+                      beta: 1, c: gA.data, ldc: inF)
+        }
+        if let dx {
+            BLAS.gemm(m: rows, n: inF, k: r, alpha: scale, a: dyb.data, lda: r, b: down.value.data, ldb: inF,
+                      beta: 1, c: dx.data, ldc: inF)
+        }
     }
 }
 

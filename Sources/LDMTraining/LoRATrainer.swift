@@ -66,7 +66,8 @@ public final class LoRATarget {
     public let weight: Parameter
     /// lora_down [r, in(, k, k)] and lora_up [out, r(, 1, 1)].
     public let down: Parameter, up: Parameter
-    let original: [Float]
+    /// W₀, kept from the first merge on (only convolution targets are merged while training).
+    private var original: [Float]?
 
     init(component: String, weightName: String, weight: Parameter, rank: Int, random: inout SwiftRandomSource) {
         self.component = component
@@ -80,7 +81,6 @@ public final class LoRATarget {
         let bound = 1 / Float(fanIn).squareRoot()
         let u = random.uniform(count: down.value.count)
         for i in 0..<u.count { down.value.data[i] = (2 * u[i] - 1) * bound }
-        original = Array(UnsafeBufferPointer(start: weight.value.data, count: weight.value.count))
     }
 
     var rank: Int { down.shape[0] }
@@ -90,7 +90,11 @@ public final class LoRATarget {
     /// W = W₀ + s·B·A.
     func merge(scale s: Float) {
         let r = rank, n = inner, o = out
-        original.withUnsafeBufferPointer { w0 in weight.value.data.update(from: w0.baseAddress!, count: w0.count) }
+        if let original {
+            original.withUnsafeBufferPointer { w0 in weight.value.data.update(from: w0.baseAddress!, count: w0.count) }
+        } else {
+            original = Array(UnsafeBufferPointer(start: weight.value.data, count: weight.value.count))
+        }
         let a = down.value.data, b = up.value.data, w = weight.value.data
         for i in 0..<o { for k in 0..<r {
             let bik = s * b[i * r + k]
@@ -101,7 +105,7 @@ public final class LoRATarget {
 
     /// Puts W₀ back.
     func restore() {
-        original.withUnsafeBufferPointer { w0 in weight.value.data.update(from: w0.baseAddress!, count: w0.count) }
+        original?.withUnsafeBufferPointer { w0 in weight.value.data.update(from: w0.baseAddress!, count: w0.count) }
     }
 
     /// ∂L/∂B = s·G·Aᵀ, ∂L/∂A = s·Bᵀ·G from G = ∂L/∂W, added to the LoRA parameters' gradients
@@ -132,6 +136,8 @@ public final class LoRATrainer {
     public let captions: [String]
     public let targets: [LoRATarget]
     public let state: TrainingState
+    /// The linear targets' updates, active while a step runs.
+    let lowRankUpdates: [LowRankUpdate]
     let alphasCumprod: [Float]
     let vPrediction: Bool
     public private(set) var step = 0
@@ -174,7 +180,8 @@ public final class LoRATrainer {
         targets = list
         // The base weights are frozen: no gradient of theirs is computed, except the full ∂L/∂W of
         // convolution targets, which is projected onto A and B after the backward pass. Linear
-        // targets get A's and B's gradients straight from their backward (LowRankUpdate).
+        // targets run their update beside W₀ and get A's and B's gradients in their backward
+        // (LowRankUpdate), so W₀ is never copied or changed.
         for (_, p) in pipeline.unet.namedParameters() + pipeline.textEncoder.namedParameters() { p.grad = nil }
         var linears: [ObjectIdentifier: Linear] = [:]
         func collect(_ m: Module) {
@@ -183,9 +190,16 @@ public final class LoRATrainer {
         }
         collect(pipeline.unet)
         collect(pipeline.textEncoder)
+        var updates: [LowRankUpdate] = []
         for t in list where t.weight.shape.count == 2 {
-            linears[ObjectIdentifier(t.weight)]?.lowRank = LowRankUpdate(down: t.down, up: t.up, scale: config.alpha / Float(config.rank))
+            guard let layer = linears[ObjectIdentifier(t.weight)] else {
+                throw TrainingError.invalidArgument("LoRA target \(t.weightName) is not a linear layer")
+            }
+            let u = LowRankUpdate(down: t.down, up: t.up, scale: config.alpha / Float(config.rank))
+            layer.lowRank = u
+            updates.append(u)
         }
+        lowRankUpdates = updates
         let params = list.flatMap { t -> [(String, Parameter)] in
             let key = LoRATrainer.kohyaKey(t, unetConfig: pipeline.unet.config)
             return [(key + ".lora_down.weight", t.down), (key + ".lora_up.weight", t.up)]
@@ -295,8 +309,15 @@ public final class LoRATrainer {
         let noise = rng.normal(count: x0.count)
         let (xt, target) = noisedBatch(x0, noise: noise, timesteps: ts, alphasCumprod: alphasCumprod, vPrediction: vPrediction)
         let s = scale
-        for t in targets { t.merge(scale: s) }
-        defer { for t in targets { t.restore() } }
+        // Convolution targets are merged for the step (W₀ + s·B·A) and put back after; linear
+        // targets add their update in the layer (LowRankUpdate), W₀ untouched.
+        let merged = targets.filter { $0.weight.shape.count == 4 }
+        for t in merged { t.merge(scale: s) }
+        for u in lowRankUpdates { u.isActive = true }
+        defer {
+            for t in merged { t.restore() }
+            for u in lowRankUpdates { u.isActive = false }
+        }
         let unet = pipeline.unet, text = pipeline.textEncoder
         let trainText = config.targets.contains("text")
         unet.setTraining(gradients)
