@@ -128,17 +128,31 @@ final class HTTPHarness: @unchecked Sendable {
                 try? FileManager.default.removeItem(at: images.appendingPathComponent(name))
             }
         }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        precondition(fd >= 0, "socket: \(errno)")
-        defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
         address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        var fd: Int32 = -1
+        for attempt in 1... {
+            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { fatalError("socket: errno \(errno)") }
+            // Closed with a zero linger (after the answer is read to its end), the connection is
+            // reset instead of waiting a minute in TIME_WAIT: at a thousand inputs a second those
+            // would use up the loopback's ephemeral ports (the first long run stopped on that).
+            var noLinger = linger(l_onoff: 1, l_linger: 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &noLinger, socklen_t(MemoryLayout<linger>.size))
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if connected == 0 { break }
+            let e = errno
+            close(fd)
+            guard [EADDRNOTAVAIL, EAGAIN, EINTR].contains(e), attempt < 200 else {
+                fatalError("connect to the harness's server: errno \(e) (attempt \(attempt))")
+            }
+            usleep(50_000)
         }
-        precondition(connected == 0, "connect: \(errno)")
+        defer { close(fd) }
         var timeout = timeval(tv_sec: 25, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var offset = 0
