@@ -136,18 +136,24 @@ final class HTTPHarness: @unchecked Sendable {
         for attempt in 1... {
             fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             guard fd >= 0 else { fatalError("socket: errno \(errno)") }
-            // Closed with a zero linger (after the answer is read to its end), the connection is
-            // reset instead of waiting a minute in TIME_WAIT: at a thousand inputs a second those
-            // would use up the loopback's ephemeral ports (the first long run stopped on that).
-            var noLinger = linger(l_onoff: 1, l_linger: 0)
-            setsockopt(fd, SOL_SOCKET, SO_LINGER, &noLinger, socklen_t(MemoryLayout<linger>.size))
+            // Each connection leaves a minute of TIME_WAIT behind (the harness closes first); at a
+            // thousand inputs a second those use up one source address's ephemeral ports, which
+            // ended the first long run. So the source address turns over 127.1.0.1–127.1.239.250.
+            var source = sockaddr_in()
+            source.sin_family = sa_family_t(AF_INET)
+            let k = UInt32(sent % 60_000)
+            source.sin_addr.s_addr = (UInt32(127) << 24 | UInt32(1) << 16 | (k / 250) << 8 | (1 + k % 250)).bigEndian
+            let bound = withUnsafePointer(to: &source) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else { fatalError("bind to a loopback source address: errno \(errno)") }
             let connected = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
             if connected == 0 { break }
             let e = errno
             close(fd)
-            guard [EADDRNOTAVAIL, EAGAIN, EINTR].contains(e), attempt < 200 else {
+            guard [EADDRNOTAVAIL, EAGAIN, EINTR].contains(e), attempt < 1200 else {
                 fatalError("connect to the harness's server: errno \(e) (attempt \(attempt))")
             }
             usleep(50_000)
