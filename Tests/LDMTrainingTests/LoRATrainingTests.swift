@@ -39,16 +39,42 @@ final class LoRATrainingTests: XCTestCase {
                                runFolder: try run ?? temporary().appendingPathComponent("run"))
     }
 
-    func testGradientsOfAAndBMatchFiniteDifferences() throws {
-        var c = LoRATrainingConfig()
-        c.rank = 2; c.alpha = 3; c.targets = ["unet", "text"]; c.conv = true; c.batchSize = 2; c.captionDropout = 0
-        let t = try trainer(c)
-        // B = 0 makes ∂L/∂A vanish: give B values first.
-        var random = SwiftRandomSource(seed: 5)
+    /// B = 0 makes ∂L/∂A vanish: small random B values first.
+    func randomiseUps(_ t: LoRATrainer, seed: UInt64) {
+        var random = SwiftRandomSource(seed: seed)
         for target in t.targets {
             let u = random.normal(count: target.up.value.count)
             for i in 0..<u.count { target.up.value.data[i] = 0.05 * u[i] }
         }
+    }
+
+    /// Central differences of the loss at the `count` largest-gradient entries of each of the
+    /// target's A and B, against the analytic gradients of the last `lossAndGradients()`.
+    func checkFiniteDifferences(_ t: LoRATrainer, _ target: LoRATarget, count: Int) throws -> Int {
+        var checked = 0
+        for p in [target.down, target.up] {
+            let analytic = Array(UnsafeBufferPointer(start: p.grad!.data, count: p.grad!.count))
+            for i in analytic.indices.sorted(by: { abs(analytic[$0]) > abs(analytic[$1]) }).prefix(count) {
+                let saved = p.value.data[i], h: Float = 0.02
+                p.value.data[i] = saved + h
+                let plus = try t.lossAndGradients(gradients: false)
+                p.value.data[i] = saved - h
+                let minus = try t.lossAndGradients(gradients: false)
+                p.value.data[i] = saved
+                let numeric = (plus - minus) / Double(2 * h)
+                XCTAssertEqual(numeric, Double(analytic[i]), accuracy: 0.03 * abs(numeric) + 2e-6,
+                               "\(target.weightName) \(p === target.down ? "down" : "up")[\(i)]")
+                checked += 1
+            }
+        }
+        return checked
+    }
+
+    func testGradientsOfAAndBMatchFiniteDifferences() throws {
+        var c = LoRATrainingConfig()
+        c.rank = 2; c.alpha = 3; c.targets = ["unet", "text"]; c.conv = true; c.batchSize = 2; c.captionDropout = 0
+        let t = try trainer(c)
+        randomiseUps(t, seed: 5)
         _ = try t.lossAndGradients()
         // Frozen weights get no gradient, linear targets' full ∂L/∂W included (A's and B's come
         // through rank r); convolution targets keep theirs for the projection.
@@ -61,24 +87,7 @@ final class LoRATrainingTests: XCTestCase {
                      t.targets.first { $0.weightName.hasSuffix("conv1.weight") }!,
                      t.targets.first { $0.component == "text_encoder" && $0.weightName.hasSuffix("q_proj.weight") }!]
         var checked = 0
-        for target in picks {
-            for p in [target.down, target.up] {
-                let analytic = Array(UnsafeBufferPointer(start: p.grad!.data, count: p.grad!.count))
-                // The two largest-gradient entries of this tensor.
-                for i in analytic.indices.sorted(by: { abs(analytic[$0]) > abs(analytic[$1]) }).prefix(2) {
-                    let saved = p.value.data[i], h: Float = 0.02
-                    p.value.data[i] = saved + h
-                    let plus = try t.lossAndGradients(gradients: false)
-                    p.value.data[i] = saved - h
-                    let minus = try t.lossAndGradients(gradients: false)
-                    p.value.data[i] = saved
-                    let numeric = (plus - minus) / Double(2 * h)
-                    XCTAssertEqual(numeric, Double(analytic[i]), accuracy: 0.03 * abs(numeric) + 2e-6,
-                                   "\(target.weightName) \(p === target.down ? "down" : "up")[\(i)]")
-                    checked += 1
-                }
-            }
-        }
+        for target in picks { checked += try checkFiniteDifferences(t, target, count: 2) }
         XCTAssertEqual(checked, 12)
     }
 
@@ -99,25 +108,9 @@ final class LoRATrainingTests: XCTestCase {
         text.targets = ["unet", "text"]
         XCTAssertThrowsError(try make(text)) { XCTAssertTrue("\($0)".contains("text encoders"), "\($0)") }
         let t = try make(c)
-        var random = SwiftRandomSource(seed: 9)
-        for target in t.targets {
-            let u = random.normal(count: target.up.value.count)
-            for i in 0..<u.count { target.up.value.data[i] = 0.05 * u[i] }
-        }
+        randomiseUps(t, seed: 9)
         _ = try t.lossAndGradients()
-        let pick = t.targets.first { $0.weightName.hasSuffix("attn2.to_k.weight") }!
-        for p in [pick.down, pick.up] {
-            let analytic = Array(UnsafeBufferPointer(start: p.grad!.data, count: p.grad!.count))
-            let i = analytic.indices.max { abs(analytic[$0]) < abs(analytic[$1]) }!
-            let saved = p.value.data[i], h: Float = 0.02
-            p.value.data[i] = saved + h
-            let plus = try t.lossAndGradients(gradients: false)
-            p.value.data[i] = saved - h
-            let minus = try t.lossAndGradients(gradients: false)
-            p.value.data[i] = saved
-            let numeric = (plus - minus) / Double(2 * h)
-            XCTAssertEqual(numeric, Double(analytic[i]), accuracy: 0.03 * abs(numeric) + 2e-6, "\(pick.weightName)")
-        }
+        XCTAssertEqual(try checkFiniteDifferences(t, t.targets.first { $0.weightName.hasSuffix("attn2.to_k.weight") }!, count: 1), 2)
         // Training on the two pictures lowers their loss below the base model's (same batch, noise
         // and timesteps: the LoRA's B set to zero gives the base model).
         c.steps = 12
@@ -156,11 +149,7 @@ final class LoRATrainingTests: XCTestCase {
         c.rank = 2; c.alpha = 2; c.targets = ["unet", "text"]; c.conv = true; c.batchSize = 2; c.captionDropout = 0
         func gradients(_ checkpointing: Bool) throws -> (Double, [[Float]]) {
             let t = try trainer(c)
-            var random = SwiftRandomSource(seed: 5)
-            for target in t.targets {
-                let u = random.normal(count: target.up.value.count)
-                for i in 0..<u.count { target.up.value.data[i] = 0.05 * u[i] }
-            }
+            randomiseUps(t, seed: 5)
             t.gradientCheckpointing = checkpointing
             let loss = try t.lossAndGradients()
             return (loss, t.targets.flatMap { [$0.down.grad!, $0.up.grad!] }.map { Array(UnsafeBufferPointer(start: $0.data, count: $0.count)) })
