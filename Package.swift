@@ -37,7 +37,9 @@ let package = Package(
         .systemLibrary(name: "CMPI", pkgConfig: "mpi", providers: [.apt(["libopenmpi-dev"])]),
 
         // Tensor core: storage, ops (forward + backward), threading, random sources.
-        .target(name: "LDMCore", dependencies: ["COpenBLAS", "CDNNL"], swiftSettings: optimise),
+        // bf16 attention kernels (AVX512-BF16), in C for the instructions Swift does not reach.
+        .target(name: "CBF16Kernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "LDMCore", dependencies: ["COpenBLAS", "CDNNL", "CBF16Kernels"], swiftSettings: optimise),
         // I/O: PNG, safetensors, JSON configs.
         .target(name: "LDMIO", dependencies: ["LDMCore", "CPNGShim"], swiftSettings: optimise),
         // Models: tokenizer, CLIP text model, AutoencoderKL, UNet2DConditionModel.

@@ -144,3 +144,58 @@ final class BFloat16ConvolutionTests: XCTestCase {
         XCTAssertEqual(winogradTile(inChannels: 320, outChannels: 320, kernel: 3, stride: 1, padding: 1, batch: 2, height: 64, width: 64), .f4x4)
     }
 }
+
+/// The bf16 attention kernel (ldm_bf16.c) against naive loops on bf16-rounded operands and against
+/// fp32 attention, at shapes with every tail: query rows not a multiple of the kernel's six, keys not
+/// a multiple of 64, odd head widths, value widths not a multiple of 16 and wider than 64.
+final class BFloat16AttentionTests: XCTestCase {
+    func rounded(_ x: Float) -> Float {
+        let v = x.bitPattern
+        return Float(bitPattern: ((v &+ 0x7FFF &+ ((v >> 16) & 1)) >> 16) << 16)
+    }
+
+    /// softmax(alpha · Q Kᵀ) V with Q, K, V and the numerators exp(s − max) rounded to bf16, in Double.
+    func naive(q: Tensor, k: Tensor, v: Tensor, heads: Int) -> [Float] {
+        let b = q.shape[0], lq = q.shape[1], lk = k.shape[1], d = q.shape[2] / heads, dv = v.shape[2] / heads
+        let alpha = 1 / Double(d).squareRoot()
+        let qa = q.array.map(rounded), ka = k.array.map(rounded), va = v.array.map(rounded)
+        var out = [Float](repeating: 0, count: b * lq * heads * dv)
+        for bi in 0..<b { for h in 0..<heads { for i in 0..<lq {
+            var s = [Double](repeating: 0, count: lk)
+            for j in 0..<lk {
+                var dot = 0.0
+                for t in 0..<d { dot += Double(qa[(bi * lq + i) * heads * d + h * d + t]) * Double(ka[(bi * lk + j) * heads * d + h * d + t]) }
+                s[j] = Double(Float(dot)) * alpha
+            }
+            let m = s.max()!
+            let p = s.map { Double(rounded(Float(exp($0 - m)))) }
+            let sum = p.reduce(0, +)
+            for c in 0..<dv {
+                var acc = 0.0
+                for j in 0..<lk { acc += p[j] * Double(va[(bi * lk + j) * heads * dv + h * dv + c]) }
+                out[(bi * lq + i) * heads * dv + h * dv + c] = Float(acc / sum)
+            }
+        }}}
+        return out
+    }
+
+    func testAgainstNaiveLoopsAndFP32() throws {
+        try XCTSkipUnless(BF16Attention.supported && ComputePrecision.bf16Supported, "this CPU has no AVX512-BF16")
+        var rng = TestRNG(23)
+        for (b, lq, lk, heads, d, dv) in [(2, 13, 70, 3, 5, 21), (1, 100, 300, 2, 40, 40), (1, 7, 64, 1, 160, 160), (2, 9, 77, 2, 64, 80)] {
+            let q = rng.tensor([b, lq, heads * d], scale: 2), k = rng.tensor([b, lk, heads * d], scale: 2)
+            let v = rng.tensor([b, lk, heads * dv])
+            XCTAssertTrue(ComputePrecision.with(.bf16) { BF16Attention.takes(causal: false, headWidth: d) })
+            let y = ComputePrecision.with(.bf16) { attention(q: q, k: k, v: v, heads: heads) }.array
+            let fp32 = attention(q: q, k: k, v: v, heads: heads).array
+            let reference = naive(q: q, k: k, v: v, heads: heads)
+            let toNaive = relativeError(y, reference), toFP32 = relativeError(y, fp32)
+            print("bf16 attention \(b)×\(lq)×\(lk), \(heads) heads of \(d)/\(dv): against naive bf16 loops \(toNaive), against fp32 \(toFP32)")
+            XCTAssertLessThan(toNaive, 1e-4)
+            XCTAssertLessThan(toFP32, 1e-2)
+            XCTAssertGreaterThan(toFP32, 0, "the bf16 kernel should have run")
+        }
+        // Causal attention (the text encoder's) stays fp32.
+        XCTAssertFalse(ComputePrecision.with(.bf16) { BF16Attention.takes(causal: true, headWidth: 64) })
+    }
+}

@@ -99,6 +99,10 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, causal: Bool 
     let alpha = scale ?? 1 / Float(d).squareRoot()
     let out = Tensor(uninitialized: [b, lq, vWidth])
     if b * lq == 0 { return out }
+    if lk > 0 && BF16Attention.takes(causal: causal, headWidth: d) {
+        BF16Attention.attention(q: q, k: k, v: v, heads: heads, alpha: alpha, into: out)
+        return out
+    }
     let rowsPerJob = max(1, min(lq, min(maxScoreFloats, scoreBlockFloats) / max(lk, 1)))
     let blocks = (lq + rowsPerJob - 1) / rowsPerJob
     let jobs = b * heads * blocks
