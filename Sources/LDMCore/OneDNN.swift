@@ -277,6 +277,14 @@ public enum OneDNN {
         let pb = bBits.pointer.assumingMemoryBound(to: UInt16.self)
         convert(a, rows: m, cols: k, ld: lda, transposed: transA, into: pa)
         convert(b, rows: bRows, cols: bCols, ld: ldb, transposed: false, into: pb)
+        productBF16(transB: transB, m: m, n: n, k: k, alpha: alpha, a: pa, b: pb, bCols: bCols, beta: beta, c: c, ldc: ldc)
+    }
+
+    /// C[m×n] = alpha · A · op(B) + beta · C from operands already in bf16: A [m×k] row-major and
+    /// contiguous, B [k×n] (or [n×k] with `transB`) with rows of `bCols` elements; C dense (ldc = n
+    /// for the kernels `takesBF16` admits). Split into bands over the cores as `gemmBF16` splits.
+    static func productBF16(transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1, a pa: UnsafePointer<UInt16>,
+                            b pb: UnsafePointer<UInt16>, bCols: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         let parts = BLAS.bands(m: m, n: n, k: k)
         if parts <= 1 {
             run(primitive(Key(m: m, n: n, k: k, ldb: bCols, ldc: ldc, transB: transB, alpha: alpha, beta: beta)),

@@ -120,6 +120,15 @@ final class BFloat16ConvolutionTests: XCTestCase {
             ("im2col", { conv2d(x, weight: w, bias: b, stride: 1, padding: 1) }),
             ("F(2x2)", { conv2dWinograd(x, weight: w, tile: .f2x2, bias: b) }),
             ("F(4x4)", { conv2dWinograd(x, weight: w, tile: .f4x4, bias: b) }),
+            // the filters transformed beforehand (as kept between calls), and the tiles in several
+            // bands with all filters transformed at once
+            ("F(2x2) kept", { conv2dWinograd(x, transformedWeight: winogradWeights(w), bias: b) }),
+            ("F(2x2) bands", {
+                let saved = maxWinogradFloats
+                maxWinogradFloats = 16 * channels * 40
+                defer { maxWinogradFloats = saved }
+                return conv2dWinograd(x, weight: w, tile: .f2x2, bias: b)
+            }),
         ]
         let reference = conv2d(x, weight: w, bias: b, stride: 1, padding: 1).array
         for (name, run) in ways {
@@ -135,6 +144,8 @@ final class BFloat16ConvolutionTests: XCTestCase {
         print("bf16 3×3 convolution errors against fp32: \(e)")
         XCTAssertLessThan(e["im2col"]!, 5e-3)
         XCTAssertLessThan(e["F(2x2)"]!, 5e-3)
+        XCTAssertLessThan(e["F(2x2) kept"]!, 5e-3)
+        XCTAssertLessThan(e["F(2x2) bands"]!, 5e-3)
         // F(4×4) magnifies bf16's rounding (about 10× im2col's error), so bf16 runs never pick it.
         XCTAssertGreaterThan(e["F(4x4)"]!, e["F(2x2)"]!)
         let tile = ComputePrecision.with(.bf16) {

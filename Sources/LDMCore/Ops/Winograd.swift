@@ -77,8 +77,9 @@ public func contentFingerprint(_ t: Tensor) -> UInt64 {
 public func winogradWeights(_ weight: Tensor) -> Tensor { WinogradTile.f2x2.filters(weight) }
 
 /// F(2×2, 3×3) filters of `count` 3×3 filters → u [16, count].
-func winogradFilters2(_ filters: UnsafePointer<Float>, count: Int, into u: UnsafeMutablePointer<Float>) {
-    transformFilters(filters, count: count, into: u, points: 16) { g, u in
+func winogradFilters2(_ filters: UnsafePointer<Float>, count: Int, into u: UnsafeMutablePointer<Float>,
+                      bits: UnsafeMutablePointer<UInt16>? = nil) {
+    transformFilters(filters, count: count, into: u, points: 16, bits: bits) { g, u in
         // t = G g (4×3), column by column
         @inline(__always) func column(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ e: SIMD8<Float>)
             -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
@@ -98,8 +99,9 @@ func winogradFilters2(_ filters: UnsafePointer<Float>, count: Int, into u: Unsaf
 public func winogradWeights4(_ weight: Tensor) -> Tensor { WinogradTile.f4x4.filters(weight) }
 
 /// F(4×4, 3×3) filters of `count` 3×3 filters → u [36, count].
-func winogradFilters4(_ filters: UnsafePointer<Float>, count: Int, into u: UnsafeMutablePointer<Float>) {
-    transformFilters(filters, count: count, into: u, points: 36) { g, u in
+func winogradFilters4(_ filters: UnsafePointer<Float>, count: Int, into u: UnsafeMutablePointer<Float>,
+                      bits: UnsafeMutablePointer<UInt16>? = nil) {
+    transformFilters(filters, count: count, into: u, points: 36, bits: bits) { g, u in
         // t = G g (6×3), column by column
         let c0 = winogradFilterColumn(g[0], g[3], g[6])
         let c1 = winogradFilterColumn(g[1], g[4], g[7])
@@ -119,8 +121,11 @@ func winogradFilters4(_ filters: UnsafePointer<Float>, count: Int, into u: Unsaf
 /// of 64: a run's taps are first gathered tap by tap, so `transform` works on eight filters at once
 /// (g[t] holds tap t of eight filters; it writes point ξ of the eight to u[ξ]), and its output goes
 /// to a small buffer that is then written out in contiguous runs.
+///
+/// With `bits`, the filters go there as bf16 (rounded to nearest even) instead of to `pu`.
 @inline(__always)
 func transformFilters(_ filters: UnsafePointer<Float>, count plane: Int, into pu: UnsafeMutablePointer<Float>, points: Int,
+                      bits: UnsafeMutablePointer<UInt16>? = nil,
                       _ transform: (UnsafePointer<SIMD8<Float>>, UnsafeMutablePointer<SIMD8<Float>>) -> Void) {
     let run = 64, groups = run / 8
     Parallel.forEach((plane + run - 1) / run, cost: run * points * 8) { block in
@@ -140,6 +145,21 @@ func transformFilters(_ filters: UnsafePointer<Float>, count plane: Int, into pu
             }
             for gi in 0..<groups { transform(taps + 9 * gi, out + points * gi) }
             let outFloats = UnsafeRawPointer(out).assumingMemoryBound(to: Float.self)
+            if let bits {
+                for xi in 0..<points {
+                    let dst = bits + xi * plane + k0
+                    var i = 0
+                    while i < count {
+                        let n = min(8, count - i)
+                        let b = bfloat16Bits(out[(i / 8) * points + xi])
+                        if n == 8 { UnsafeMutableRawPointer(dst + i).storeBytes(of: b, as: SIMD8<UInt16>.self) } else {
+                            for l in 0..<n { dst[i + l] = b[l] }
+                        }
+                        i += 8
+                    }
+                }
+                return
+            }
             for xi in 0..<points {
                 let dst = pu + xi * plane + k0
                 var i = 0
@@ -213,6 +233,14 @@ extension WinogradTile {
     func transform(_ filters: UnsafePointer<Float>, count: Int, into u: UnsafeMutablePointer<Float>) {
         if self == .f2x2 { winogradFilters2(filters, count: count, into: u) } else { winogradFilters4(filters, count: count, into: u) }
     }
+
+    /// The same, rounded to bf16 into `bits` [points, count].
+    func transform(_ filters: UnsafePointer<Float>, count: Int, intoBF16 bits: UnsafeMutablePointer<UInt16>) {
+        let unused = UnsafeMutablePointer<Float>(bitPattern: 1)!   // not written when `bits` is given
+        if self == .f2x2 { winogradFilters2(filters, count: count, into: unused, bits: bits) } else {
+            winogradFilters4(filters, count: count, into: unused, bits: bits)
+        }
+    }
 }
 
 private enum WinogradFilters {
@@ -229,7 +257,11 @@ private func winogradConvolution(_ x: Tensor, tile: WinogradTile, outChannels o:
     let th = (h + m - 1) / m, tw = (w + m - 1) / m, perImage = th * tw, tiles = n * perImage
     let y = Tensor(uninitialized: [n, o, h, w])
     let band = max(1, min(tiles, maxWinogradFloats / (points * max(c, o))))
+    // With products in bf16, the transforms write their results as bf16 (in the first half of the
+    // same buffers), so the products read them as they are: no fp32 copy is made and then converted.
+    let bf16 = ComputePrecision.current == .bf16 && OneDNN.takesBF16(m: o, n: band, k: c, ldc: band)
     let v = allocateScratch(points * c * band)
+    let vBits = UnsafeMutableRawPointer(v).assumingMemoryBound(to: UInt16.self)
     let prod = allocateScratch(points * o * band)
     defer { freeScratch(v, points * c * band); freeScratch(prod, points * o * band) }
     // The filters as [points, group, C] blocks: all O at once (given, or transformed here when the
@@ -240,11 +272,22 @@ private func winogradConvolution(_ x: Tensor, tile: WinogradTile, outChannels o:
     switch filters {
     case .transformed(let u):
         pu = u
+        if bf16 {
+            let count = points * o * c, bits = allocateScratch((count + 1) / 2)
+            buffer = (bits, (count + 1) / 2)
+            OneDNN.convert(u, rows: points * o, cols: c, ld: c, transposed: false,
+                           into: UnsafeMutableRawPointer(bits).assumingMemoryBound(to: UInt16.self))
+            pu = UnsafePointer(bits)
+        }
     case .weight(let wt) where tiles > band:
         let count = points * o * c, u = allocateScratch(count)
         buffer = (u, count)
         let t = OpProfile.start()
-        tile.transform(wt, count: o * c, into: u)
+        if bf16 {
+            tile.transform(wt, count: o * c, intoBF16: UnsafeMutableRawPointer(u).assumingMemoryBound(to: UInt16.self))
+        } else {
+            tile.transform(wt, count: o * c, into: u)
+        }
         OpProfile.stop(t, "  filter transform")
         pu = UnsafePointer(u)
     case .weight(let wt):
@@ -256,6 +299,7 @@ private func winogradConvolution(_ x: Tensor, tile: WinogradTile, outChannels o:
         pu = UnsafePointer(u)
         weight = wt
     }
+    let uBits = UnsafeRawPointer(pu).assumingMemoryBound(to: UInt16.self)
     let px = x.data, py = y.data, pb = bias?.data
     var p0 = 0
     while p0 < tiles {
@@ -294,6 +338,17 @@ private func winogradConvolution(_ x: Tensor, tile: WinogradTile, outChannels o:
                         }
                     }
                     if big { winogradInputTile6(d, t) } else { winogradInputTile4(d, t) }
+                    if bf16 {
+                        let base = vBits + ch * count + q
+                        for xi in 0..<points {
+                            let b = bfloat16Bits(t[xi])
+                            if lanes == 8 { UnsafeMutableRawPointer(base + xi * stride).storeBytes(of: b, as: SIMD8<UInt16>.self) } else {
+                                for l in 0..<lanes { base[xi * stride + l] = b[l] }
+                            }
+                        }
+                        q += 8
+                        continue
+                    }
                     let base = v + ch * count + q
                     if lanes == 8 {
                         for xi in 0..<points { UnsafeMutableRawPointer(base + xi * stride).storeBytes(of: t[xi], as: SIMD8<Float>.self) }
@@ -313,12 +368,21 @@ private func winogradConvolution(_ x: Tensor, tile: WinogradTile, outChannels o:
             let og = min(group, o - o0)
             if let weight {
                 let t = OpProfile.start()
-                tile.transform(weight + o0 * c * 9, count: og * c, into: UnsafeMutablePointer(mutating: pu))
+                if bf16 {
+                    tile.transform(weight + o0 * c * 9, count: og * c, intoBF16: UnsafeMutablePointer(mutating: uBits))
+                } else {
+                    tile.transform(weight + o0 * c * 9, count: og * c, into: UnsafeMutablePointer(mutating: pu))
+                }
                 OpProfile.stop(t, "  filter transform")
             }
             Parallel.forEach(points, cost: og * c * count) { xi in
-                BLAS.gemm(m: og, n: count, k: c, a: pu + xi * og * c, lda: c, b: v + xi * c * count, ldb: count,
-                          c: prod + xi * o * count + o0 * count, ldc: count)
+                if bf16 {
+                    OneDNN.productBF16(m: og, n: count, k: c, a: uBits + xi * og * c, b: vBits + xi * c * count, bCols: count,
+                                       c: prod + xi * o * count + o0 * count, ldc: count)
+                } else {
+                    BLAS.gemm(m: og, n: count, k: c, a: pu + xi * og * c, lda: c, b: v + xi * c * count, ldb: count,
+                              c: prod + xi * o * count + o0 * count, ldc: count)
+                }
             }
             o0 += og
         }
@@ -358,6 +422,13 @@ private func winogradConvolution(_ x: Tensor, tile: WinogradTile, outChannels o:
         p0 += count
     }
     return y
+}
+
+/// The bf16 bits of eight floats, rounded to nearest even (finite values: the transforms' results).
+@inline(__always)
+func bfloat16Bits(_ x: SIMD8<Float>) -> SIMD8<UInt16> {
+    let u = unsafeBitCast(x, to: SIMD8<UInt32>.self)
+    return SIMD8<UInt16>(truncatingIfNeeded: (u &+ 0x7FFF &+ ((u &>> 16) & 1)) &>> 16)
 }
 
 /// t[ξ] = (Bᵀ d B)_ξ of eight 4×4 tiles d (row-major), ξ = 0..<16 (F(2×2, 3×3)).
