@@ -193,7 +193,7 @@ final class BFloat16AttentionTests: XCTestCase {
     func testAgainstNaiveLoopsAndFP32() throws {
         try XCTSkipUnless(BF16Attention.supported && ComputePrecision.bf16Supported, "this CPU has no AVX512-BF16")
         var rng = TestRNG(23)
-        for (b, lq, lk, heads, d, dv) in [(2, 13, 70, 3, 5, 21), (1, 100, 300, 2, 40, 40), (1, 7, 64, 1, 160, 160), (2, 9, 77, 2, 64, 80)] {
+        for (b, lq, lk, heads, d, dv) in [(2, 13, 70, 3, 5, 21), (1, 100, 300, 2, 40, 40), (1, 7, 64, 1, 160, 160), (2, 9, 77, 2, 64, 80), (1, 5, 40, 1, 512, 512)] {
             let q = rng.tensor([b, lq, heads * d], scale: 2), k = rng.tensor([b, lk, heads * d], scale: 2)
             let v = rng.tensor([b, lk, heads * dv])
             XCTAssertTrue(ComputePrecision.with(.bf16) { BF16Attention.takes(causal: false, headWidth: d) })
@@ -202,7 +202,9 @@ final class BFloat16AttentionTests: XCTestCase {
             let reference = naive(q: q, k: k, v: v, heads: heads)
             let toNaive = relativeError(y, reference), toFP32 = relativeError(y, fp32)
             print("bf16 attention \(b)×\(lq)×\(lk), \(heads) heads of \(d)/\(dv): against naive bf16 loops \(toNaive), against fp32 \(toFP32)")
-            XCTAssertLessThan(toNaive, 1e-4)
+            // Not exact: a numerator within float rounding of a bf16 tie may round the other way
+            // (2⁻⁸ of its weight), more often the longer the dot products.
+            XCTAssertLessThan(toNaive, 1e-3)
             XCTAssertLessThan(toFP32, 1e-2)
             XCTAssertGreaterThan(toFP32, 0, "the bf16 kernel should have run")
         }

@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 /* Largest head width the attention kernel takes. */
-#define LDM_BF16_MAX_HEAD_WIDTH 256
+#define LDM_BF16_MAX_HEAD_WIDTH 512
 /* Query rows the attention kernel works on at once (its scratch holds this many rows of scores). */
 #define LDM_BF16_QUERY_ROWS 6
 
