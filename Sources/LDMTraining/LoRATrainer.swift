@@ -257,10 +257,20 @@ public final class LoRATrainer {
 
     /// Starts from the A and B of a kohya LoRA file this trainer wrote (same targets, rank and α):
     /// a run continued from committed weights, with fresh optimiser moments.
-    public func initialize(from path: String) throws {
+    ///
+    /// Modules this run adapts that the file lacks altogether (e.g. convolutions added with `--conv`
+    /// to a LoRA trained without them) keep their fresh start, whose update is zero; a file with none
+    /// of this run's modules is refused. Returns how many modules kept their fresh start.
+    @discardableResult
+    public func initialize(from path: String) throws -> Int {
         let file = try openTensorFile(path)
+        var fresh = 0
         for t in targets {
             let key = Self.kohyaKey(t, unetConfig: pipeline.unet.config)
+            if !file.contains(key + ".lora_down.weight") && !file.contains(key + ".lora_up.weight") {
+                fresh += 1
+                continue
+            }
             for (suffix, p) in [(".lora_down.weight", t.down), (".lora_up.weight", t.up)] {
                 guard file.contains(key + suffix), try file.shape(of: key + suffix) == p.shape else {
                     throw TrainingError.invalidArgument("\(path) has no \(key + suffix) of shape \(p.shape) (another model, targets or rank?)")
@@ -272,6 +282,10 @@ public final class LoRATrainer {
                 throw TrainingError.invalidArgument("\(path) has alpha \(a); this run's is \(config.alpha)")
             }
         }
+        if fresh == targets.count {
+            throw TrainingError.invalidArgument("\(path) has none of this run's \(targets.count) modules (another model or targets?)")
+        }
+        return fresh
     }
 
     /// Loads the newest complete checkpoint of the run folder; returns its step, or nil.

@@ -85,8 +85,9 @@ extension TrainCommand {
             if resume, let s = try trainer.resume() {
                 progress.note("resumed from step \(s)")
             } else if let initFrom {
-                try trainer.initialize(from: initFrom)
-                progress.note("starting from the weights of \(initFrom)")
+                let fresh = try trainer.initialize(from: initFrom)
+                progress.note("starting from the weights of \(initFrom)"
+                              + (fresh > 0 ? " (\(fresh) modules it lacks start fresh)" : ""))
             }
             let trained = trainer.targets.reduce(0) { $0 + $1.down.value.count + $1.up.value.count }
             progress.note("LoRA rank \(c.rank), alpha \(String(format: "%g", c.alpha)): \(trainer.targets.count) layers "

@@ -152,6 +152,10 @@ final class BFloat16ConvolutionTests: XCTestCase {
             winogradTile(inChannels: 320, outChannels: 320, kernel: 3, stride: 1, padding: 1, batch: 2, height: 64, width: 64)
         }
         XCTAssertEqual(tile, .f2x2)
+        // Products too narrow for bf16 (128 input channels) stay fp32, and F(4×4) with them.
+        XCTAssertEqual(ComputePrecision.with(.bf16) {
+            winogradTile(inChannels: 128, outChannels: 128, kernel: 3, stride: 1, padding: 1, batch: 1, height: 512, width: 512)
+        }, .f4x4)
         XCTAssertEqual(winogradTile(inChannels: 320, outChannels: 320, kernel: 3, stride: 1, padding: 1, batch: 2, height: 64, width: 64), .f4x4)
     }
 }

@@ -209,4 +209,31 @@ final class LoRATrainingTests: XCTestCase {
             }
         }
     }
+
+    func testInitialisingFromALoRAWithFewerModules() throws {
+        // A LoRA trained without convolutions starts a run that adds them: its modules are loaded,
+        // the convolutions start fresh (B = 0); a file with none of the run's modules is refused.
+        var c = LoRATrainingConfig()
+        c.rank = 4; c.alpha = 4; c.targets = ["unet"]; c.steps = 1; c.batchSize = 1; c.learningRate = 1e-2; c.warmupSteps = 0
+        let plain = try trainer(c)
+        randomiseUps(plain, seed: 3)
+        let file = try temporary().appendingPathComponent("plain.safetensors")
+        try plain.export(to: file, format: .kohya, dtype: .f32)
+        c.conv = true
+        let wider = try trainer(c)
+        let fresh = try wider.initialize(from: file.path)
+        XCTAssertEqual(fresh, wider.targets.count - plain.targets.count)
+        XCTAssertGreaterThan(fresh, 0)
+        let loaded = Dictionary(uniqueKeysWithValues: plain.targets.map { ($0.weightName, $0) })
+        for t in wider.targets {
+            let up = Array(UnsafeBufferPointer(start: t.up.value.data, count: t.up.value.count))
+            if let p = loaded[t.weightName] {
+                XCTAssertEqual(up, Array(UnsafeBufferPointer(start: p.up.value.data, count: p.up.value.count)), t.weightName)
+            } else {
+                XCTAssertTrue(up.allSatisfy { $0 == 0 }, "\(t.weightName) starts fresh")
+            }
+        }
+        c.conv = false; c.targets = ["text"]
+        XCTAssertThrowsError(try trainer(c).initialize(from: file.path))
+    }
 }

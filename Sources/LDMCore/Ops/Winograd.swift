@@ -55,8 +55,11 @@ public func winogradTile(inChannels: Int, outChannels: Int, kernel: Int, stride:
     let tiles2 = batch * ((height + 1) / 2) * ((width + 1) / 2)
     let tiles4 = batch * ((height + 3) / 4) * ((width + 3) / 4)
     // F(4×4)'s transforms magnify rounding: with bf16 products its error against fp32 is 1.3e-2,
-    // against 1.9e-3 for F(2×2) and 1.1e-3 for im2col (192 channels, 16×16), so bf16 never uses it.
-    if tiles4 >= (filtersKept ? 32 : 160) && ComputePrecision.current != .bf16 { return .f4x4 }
+    // against 1.9e-3 for F(2×2) and 1.1e-3 for im2col (192 channels, 16×16), so it is never used
+    // where the products would run in bf16. Convolutions whose products stay fp32 (fewer input
+    // channels than `OneDNN.takesBF16` admits: the VAE's 128-channel layers) keep it.
+    let bf16Products = ComputePrecision.current == .bf16 && OneDNN.takesBF16(m: outChannels, n: tiles4, k: inChannels, ldc: tiles4)
+    if tiles4 >= (filtersKept ? 32 : 160) && !bf16Products { return .f4x4 }
     if tiles2 >= (filtersKept ? 32 : 64) { return .f2x2 }
     return nil
 }
