@@ -58,7 +58,11 @@ public func winogradTile(inChannels: Int, outChannels: Int, kernel: Int, stride:
     // against 1.9e-3 for F(2×2) and 1.1e-3 for im2col (192 channels, 16×16), so it is never used
     // where the products would run in bf16. Convolutions whose products stay fp32 (fewer input
     // channels than `OneDNN.takesBF16` admits: the VAE's 128-channel layers) keep it.
+    // On large images F(4×4) stays ahead even so: F(2×2) transforms 4 values per output against its
+    // 2.25, and bf16 only halves the products' time. SD VAE decode to 512² (AVX512-BF16, 2 cores):
+    // 7.5–8.5 s all F(4×4) in fp32, 7.7–9.3 s with F(2×2) in bf16 from 256 channels up.
     let bf16Products = ComputePrecision.current == .bf16 && OneDNN.takesBF16(m: outChannels, n: tiles4, k: inChannels, ldc: tiles4)
+        && tiles4 < 1024
     if tiles4 >= (filtersKept ? 32 : 160) && !bf16Products { return .f4x4 }
     if tiles2 >= (filtersKept ? 32 : 64) { return .f2x2 }
     return nil
