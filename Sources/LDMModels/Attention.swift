@@ -87,8 +87,9 @@ public final class FeedForward: Module {
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let h = proj(x)
+        guard isTraining else { return out(geglu(h, inner: inner)) }
         let parts = split(h, sizes: [inner, inner], dim: h.rank - 1)
-        if isTraining { hidden = parts[0]; gate = parts[1] }
+        hidden = parts[0]; gate = parts[1]
         return out(multiply(parts[0], gelu(parts[1])))
     }
 

@@ -257,6 +257,20 @@ final class OpsTests: XCTestCase {
         assertClose(y, ref)
     }
 
+    func testGEGLUIsHiddenTimesGELUOfGate() {
+        var rng = TestRNG(9)
+        let h = rng.tensor([2, 3, 2 * 37], scale: 3)
+        let parts = split(h, sizes: [37, 37], dim: 2)
+        let y = geglu(h, inner: 37)
+        XCTAssertEqual(y.shape, [2, 3, 37])
+        XCTAssertEqual(y.array, multiply(parts[0], gelu(parts[1])).array)
+        let a = h.array
+        for (i, v) in y.array.enumerated() {
+            let row = i / 37, j = i % 37, hidden = Double(a[row * 74 + j]), gate = Double(a[row * 74 + 37 + j])
+            XCTAssertEqual(Double(v), hidden * 0.5 * gate * (1 + erf(gate / 2.0.squareRoot())), accuracy: 1e-5 * (1 + abs(hidden * gate)))
+        }
+    }
+
     func testActivationsMatchFormulas() {
         var rng = TestRNG(6)
         let x = rng.tensor([1000], scale: 5)
