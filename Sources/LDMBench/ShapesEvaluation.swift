@@ -58,10 +58,27 @@ public struct ShapesEvaluation: Sendable, CustomStringConvertible {
     /// attribute is tallied too.
     public mutating func record(_ verdict: ShapesVerdict) {
         record(form: verdict.caption.form, correct: verdict.matches)
+        strictTallies[verdict.caption.form, default: Tally()].total += 1
+        if verdict.matchesStrictly { strictTallies[verdict.caption.form, default: Tally()].correct += 1 }
         for (attribute, holds) in verdict.attributes {
             attributeTallies[attribute, default: Tally()].total += 1
             if holds { attributeTallies[attribute, default: Tally()].correct += 1 }
         }
+    }
+
+    /// The strict reading by caption form: the image matches and every judged shape is well formed
+    /// (`ShapesVerdict.matchesStrictly`), over the verdicts recorded with `record(_:)`.
+    public private(set) var strictTallies: [CaptionForm: Tally] = [:]
+
+    /// The strict reading in the layout of `table` (forms recorded with `record(_:)` only).
+    public var strictTable: String {
+        var lines = [Self.pad("caption form", 17, left: true) + Self.pad("correct", 9) + Self.pad("total", 8)
+            + Self.pad("accuracy", 10)]
+        for form in CaptionForm.allCases {
+            if let tally = strictTallies[form] { lines.append(Self.row(form.description, tally)) }
+        }
+        lines.append(Self.row("overall", strictTallies.values.reduce(Tally(), +)))
+        return lines.joined(separator: "\n")
     }
 
     /// All forms together.

@@ -30,7 +30,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Sampler (default: the model's).") var sampler: String?
     @Option(help: "Seed of the first prompt (prompt i uses seed + i).") var seed: UInt64 = 1000
     @Option(help: "Also save every image (with its verdict in the file name) in this folder.") var out: String?
-    @Flag(help: "Also print accuracy per attribute.") var attributes = false
+    @Flag(help: "Also print accuracy per attribute, and the strict reading (every judged shape also well formed).") var attributes = false
     @Option(help: ArgumentHelp("A LoRA file applied to the model for the whole evaluation, with its weight (default 1); repeatable.",
                                valueName: "path[:weight]"))
     var lora: [String] = []
@@ -132,6 +132,10 @@ struct EvalCommand: ParsableCommand {
               + (rescale > 0 ? ", guidance rescale \(rescale)" : ""))
         evaluation.printTable()
         if attributes { print(evaluation.attributeTable) }
+        if attributes {
+            print(String(format: "strict (and every judged shape well formed: IoU ≥ %.2f with its kind's ideal outline)", ShapesAnalyser.wellFormed))
+            print(evaluation.strictTable)
+        }
         print(String(format: "sampling: %.3f s per image (%d images in %.1f s, model loading excluded)",
                      figures.secondsPerImage, figures.images, figures.generationSeconds))
         if let json { try figures.write(to: json) }
@@ -161,6 +165,10 @@ struct EvalCommand: ParsableCommand {
               + (dataset.skipped.isEmpty ? "" : ", \(dataset.skipped.count) files without a caption or not PNG"))
         evaluation.printTable()
         if attributes { print(evaluation.attributeTable) }
+        if attributes {
+            print(String(format: "strict (and every judged shape well formed: IoU ≥ %.2f with its kind's ideal outline)", ShapesAnalyser.wellFormed))
+            print(evaluation.strictTable)
+        }
     }
 
     /// `--kind emoji`: images drawn for emoji names (or a folder's images with their captions),

@@ -17,6 +17,32 @@ final class ShapesAnalyserTests: XCTestCase {
         XCTAssertEqual(own.attributeTallies[.relation]?.total, 100)
         XCTAssertGreaterThanOrEqual(own.overallAccuracy!, 0.99)
         XCTAssertLessThanOrEqual(mismatched.overallAccuracy!, 0.05)
+        // The renderer's own shapes take their kinds' forms: the strict reading agrees.
+        print("strict reading:\n\(own.strictTable)")
+        let strict = own.strictTallies.values.reduce(ShapesEvaluation.Tally(), +)
+        XCTAssertGreaterThanOrEqual(strict.accuracy!, 0.99)
+    }
+
+    func testABlobOfACirclesFillIsACircleButNotWellFormed() throws {
+        // An upright ellipse 20 × 27 pixels: fill π/4 and aspect 1.35 make it a circle to the
+        // tolerant reading; its best-fitting disc covers it poorly.
+        let background = ShapesBackground.light.rgb, red = ShapeColor.red.rgb
+        var pixels = [UInt8](repeating: 0, count: 64 * 64 * 3)
+        for y in 0..<64 { for x in 0..<64 {
+            let u = (Double(x) + 0.5 - 32) / 10, v = (Double(y) + 0.5 - 32) / 13.5
+            let c = u * u + v * v <= 1 ? red : background
+            pixels[(y * 64 + x) * 3] = c.red; pixels[(y * 64 + x) * 3 + 1] = c.green; pixels[(y * 64 + x) * 3 + 2] = c.blue
+        }}
+        let verdict = try analyser.evaluate(RGBImage(width: 64, height: 64, pixels: pixels), caption: "a red circle")
+        XCTAssertTrue(verdict.matches)
+        XCTAssertFalse(verdict.wellFormed)
+        XCTAssertLessThan(verdict.detection.shapes[0].form!, ShapesAnalyser.wellFormed)
+        // The renderer's circle of the same height is well formed.
+        let circle = ShapesGenerator.render(ShapesScene(background: .light, shapes: [
+            ShapeInstance(color: .red, kind: .circle, size: .large, centerX: 32, centerY: 32)]))
+        let round = try analyser.evaluate(circle, caption: "a red circle")
+        XCTAssertTrue(round.matchesStrictly)
+        XCTAssertGreaterThan(round.detection.shapes[0].form!, 0.98)
     }
 
     func testRobustToNoiseAndBlur() {
