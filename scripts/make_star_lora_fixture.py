@@ -3,8 +3,7 @@
 model (Checkpoints/), made by diffusers: Tests/Fixtures/lora/star-s42.png.
 
 Run by hand with the reference virtualenv:  /work/venv/bin/python scripts/make_star_lora_fixture.py [LORA]
-(default LORA: Checkpoints/loras/star.safetensors; the committed fixture used the training state
-Checkpoints/star-training/star-step3000.safetensors)
+(default LORA: Checkpoints/loras/star.safetensors, which the committed fixture used)
 
 diffusers' load_lora_weights reads the file's U-Net modules (kohya names) and fuses them
 (fuse_lora, scale 1); its kohya text-encoder conversion fails with transformers 5 ("Could not

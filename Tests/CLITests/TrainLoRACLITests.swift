@@ -51,15 +51,16 @@ final class TrainLoRACLITests: XCTestCase {
 }
 
 final class ShippedModelLoRATests: XCTestCase {
-    /// A LoRA this project trained, on the shipped model, against diffusers' image for the same
-    /// seed (Tests/Fixtures/lora/star-s42.png by scripts/make_star_lora_fixture.py: U-Net modules
-    /// through load_lora_weights + fuse_lora, text-encoder modules by kohya's formula).
-    func testStarLoRAStateOnTheShippedModelMatchesDiffusers() throws {
+    /// The shipped star LoRA (Checkpoints/loras/star.safetensors: U-Net transformers and 3×3
+    /// convolutions, text encoder), on the shipped model, against diffusers' image for the same seed
+    /// (Tests/Fixtures/lora/star-s42.png by scripts/make_star_lora_fixture.py: U-Net modules through
+    /// load_lora_weights + fuse_lora, text-encoder modules by kohya's formula).
+    func testShippedStarLoRAMatchesDiffusers() throws {
         let out = try temporaryFolder().appendingPathComponent("star.png")
         let r = try ldm(["txt2img", "--model", repositoryRoot.appendingPathComponent("Checkpoints").path,
                          "--prompt", "a red star left of a blue circle", "--steps", "20", "--guidance", "7.5", "--seed", "42",
                          "--width", "64", "--height", "64", "--output", out.path,
-                         "--lora", repositoryRoot.appendingPathComponent("Checkpoints/star-training/star-step3000.safetensors").path])
+                         "--lora", repositoryRoot.appendingPathComponent("Checkpoints/loras/star.safetensors").path])
         XCTAssertEqual(r.status, 0, r.stderr)
         let ref = try PNGImage.read(path: fixtures.appendingPathComponent("lora/star-s42.png").path)
         XCTAssertLessThanOrEqual(maxDifference(try PNGImage.read(path: out.path), ref), 2)
