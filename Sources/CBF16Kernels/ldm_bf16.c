@@ -5,6 +5,7 @@
  */
 #include "ldm_bf16.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #if defined(__x86_64__)
@@ -27,18 +28,19 @@ static inline uint32_t bf16_bits(float x) {
     return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
 }
 
+/* Elements 2p and 2p + 1 of a row of d floats as one bf16 pair (the first in the low half; zero
+ * past d), or zero for a padding row (row == NULL). */
+static inline uint32_t pair_bits(const float *row, long p, long d) {
+    if (!row) return 0;
+    uint32_t lo = bf16_bits(row[2 * p]), hi = 2 * p + 1 < d ? bf16_bits(row[2 * p + 1]) : 0;
+    return lo | hi << 16;
+}
+
 void ldm_bf16_pack_keys(const float *k, long lk, long d, long ldk, long lkp, uint32_t *kp) {
     long dp = (d + 1) / 2;
     for (long j = 0; j < lkp; j++) {
-        const float *row = j < lk ? k + j * ldk : k;
-        for (long p = 0; p < dp; p++) {
-            uint32_t lo = 0, hi = 0;
-            if (j < lk) {
-                lo = bf16_bits(row[2 * p]);
-                if (2 * p + 1 < d) hi = bf16_bits(row[2 * p + 1]);
-            }
-            kp[p * lkp + j] = lo | hi << 16;
-        }
+        const float *row = j < lk ? k + j * ldk : NULL;
+        for (long p = 0; p < dp; p++) kp[p * lkp + j] = pair_bits(row, p, d);
     }
 }
 
@@ -160,15 +162,8 @@ LDM_AVX512_BF16 void ldm_bf16_attention(const float *q, long rows, long d, long 
     for (long i0 = 0; i0 < rows; i0 += R) {
         long r = rows - i0 < R ? rows - i0 : R;
         for (long i = 0; i < R; i++) {
-            const float *qi = q + (i0 + i) * ldq;
-            for (long p = 0; p < dp; p++) {
-                uint32_t lo = 0, hi = 0;
-                if (i < r) {
-                    lo = bf16_bits(qi[2 * p]);
-                    if (2 * p + 1 < d) hi = bf16_bits(qi[2 * p + 1]);
-                }
-                qb[i * dp + p] = lo | hi << 16;
-            }
+            const float *qi = i < r ? q + (i0 + i) * ldq : NULL;
+            for (long p = 0; p < dp; p++) qb[i * dp + p] = pair_bits(qi, p, d);
         }
         for (long j0 = 0; j0 < lkp; j0 += 64) score_block(qb, dp, kp, lkp, j0, alpha, scores);
         for (long i = 0; i < r; i++) inv[i] = softmax_row(scores + i * lkp, lk, lkp, probs + i * lkp);
