@@ -131,14 +131,17 @@ struct EvalCommand: ParsableCommand {
         print("model \(folder.path), \(images) images per prompt, \(steps) steps, guidance \(guidance)"
               + (rescale > 0 ? ", guidance rescale \(rescale)" : ""))
         evaluation.printTable()
-        if attributes { print(evaluation.attributeTable) }
-        if attributes {
-            print(String(format: "strict (and every judged shape well formed: IoU ≥ %.2f with its kind's ideal outline)", ShapesAnalyser.wellFormed))
-            print(evaluation.strictTable)
-        }
+        if attributes { printAttributes(evaluation) }
         print(String(format: "sampling: %.3f s per image (%d images in %.1f s, model loading excluded)",
                      figures.secondsPerImage, figures.images, figures.generationSeconds))
         if let json { try figures.write(to: json) }
+    }
+
+    /// The per-attribute table and the strict reading (`--attributes`).
+    private func printAttributes(_ evaluation: ShapesEvaluation) {
+        print(evaluation.attributeTable)
+        print(String(format: "strict (and every judged shape well formed: IoU ≥ %.2f with its kind's ideal outline)", ShapesAnalyser.wellFormed))
+        print(evaluation.strictTable)
     }
 
     /// Scores every image of a folder dataset against its own caption.
@@ -164,11 +167,7 @@ struct EvalCommand: ParsableCommand {
               + (notShapes > 0 ? ", \(notShapes) skipped (caption not in the Shapes grammar)" : "")
               + (dataset.skipped.isEmpty ? "" : ", \(dataset.skipped.count) files without a caption or not PNG"))
         evaluation.printTable()
-        if attributes { print(evaluation.attributeTable) }
-        if attributes {
-            print(String(format: "strict (and every judged shape well formed: IoU ≥ %.2f with its kind's ideal outline)", ShapesAnalyser.wellFormed))
-            print(evaluation.strictTable)
-        }
+        if attributes { printAttributes(evaluation) }
     }
 
     /// `--kind emoji`: images drawn for emoji names (or a folder's images with their captions),
