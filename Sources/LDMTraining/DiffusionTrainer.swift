@@ -325,7 +325,7 @@ public final class DiffusionTrainer {
     /// gradients, with the loss normalised by the whole batch; returns the slice's loss sum.
     func sliceBackward(_ positions: Range<Int>) throws -> Double {
         let b = config.batchSize, n = positions.count
-        let (images, captions) = try dataset.batch(from: step * b + positions.lowerBound, count: n)
+        let (images, captions) = try dataset.trainingBatch(from: step * b + positions.lowerBound, count: n, seed: config.seed)
         var rng = PerSampleRandom(seed: config.seed, sampleIndices: (step * b + positions.lowerBound)..<(step * b + positions.upperBound),
                                   stream: 2)
         // x₀: latents from the frozen VAE, or the images themselves in pixel space.

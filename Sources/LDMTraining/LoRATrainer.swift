@@ -314,7 +314,7 @@ public final class LoRATrainer {
     /// respect to every A and B (in their `grad`); the weights are W₀ again afterwards.
     public func lossAndGradients(gradients: Bool = true) throws -> Double {
         let b = config.batchSize
-        let (images, batchCaptions) = try dataset.batch(from: step * b, count: b)
+        let (images, batchCaptions) = try dataset.trainingBatch(from: step * b, count: b, seed: config.seed)
         var rng = stepRandom(seed: config.seed, step: step, stream: 3)
         let x0 = pipeline.space.encode(images, &rng)
         let drop = rng.uniform(count: b)

@@ -131,7 +131,7 @@ public final class VAETrainer {
     /// gradients, the loss normalised by the whole batch; returns the slice's L1, L2 and KL sums.
     func sliceBackward(_ positions: Range<Int>) throws -> [Double] {
         let b = config.batchSize
-        let (x, _) = try dataset.batch(from: step * b + positions.lowerBound, count: positions.count)
+        let (x, _) = try dataset.trainingBatch(from: step * b + positions.lowerBound, count: positions.count, seed: config.seed)
         var rng = PerSampleRandom(seed: config.seed, sampleIndices: (step * b + positions.lowerBound)..<(step * b + positions.upperBound),
                                   stream: 1)
         vae.zeroGradients()

@@ -40,6 +40,36 @@ final class TrainingTests: XCTestCase {
         return url
     }
 
+    /// Training batches of a finite set visit every sample once per epoch, in an order that is not
+    /// the files' and changes from epoch to epoch, and are the same for the same positions and seed.
+    func testTrainingBatchesShuffleEachEpoch() throws {
+        struct Numbered: ImageCaptionDataset {
+            var imageSize: Int { 1 }
+            var count: Int? { 40 }
+            func sample(_ index: Int) throws -> (image: [Float], caption: String) { ([Float(index), 0, 0], "\(index)") }
+        }
+        let data = Numbered()
+        func order(_ first: Int, _ n: Int, seed: UInt64 = 7) throws -> [Int] {
+            try data.trainingBatch(from: first, count: n, seed: seed).1.map { Int($0)! }
+        }
+        // Batches of 8 and one of 40 over the same positions agree; a batch may straddle two epochs.
+        let epoch0 = try (0..<5).flatMap { try order($0 * 8, 8) }
+        XCTAssertEqual(epoch0, try order(0, 40))
+        XCTAssertEqual(Set(epoch0), Set(0..<40))
+        XCTAssertNotEqual(epoch0, Array(0..<40))
+        let epoch1 = try order(40, 40)
+        XCTAssertEqual(Set(epoch1), Set(0..<40))
+        XCTAssertNotEqual(epoch0, epoch1)
+        XCTAssertEqual(try order(36, 8), Array(epoch0[36...]) + Array(epoch1[..<4]))
+        XCTAssertNotEqual(try order(0, 40, seed: 8), epoch0)
+        // The images follow their captions.
+        let (x, captions) = try data.trainingBatch(from: 3, count: 5, seed: 7)
+        XCTAssertEqual((0..<5).map { Int(x.data[$0 * 3]) }, captions.map { Int($0)! })
+        // A generator is read in index order.
+        XCTAssertEqual(try ShapesDataset(seed: 3).trainingBatch(from: 5, count: 2, seed: 7).1,
+                       try ShapesDataset(seed: 3).batch(from: 5, count: 2).1)
+    }
+
     func testVAELossFalls() throws {
         let trainer = try VAETrainer(config: tinyVAEConfig(steps: 40), dataset: FixedShapes(n: 4), heldOut: FixedShapes(n: 4),
                                      runFolder: try temporary())
