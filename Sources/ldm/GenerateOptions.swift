@@ -135,6 +135,10 @@ struct GenerateArguments: ParsableArguments {
     @Option(help: "SDXL refiner: aesthetic score of the negative prompt (default 2.5).") var negativeAestheticScore: Float?
     @Option(help: "A refiner model (folder or file) that takes over the last part of the schedule.") var refiner: String?
     @Option(help: "Fraction of the schedule after which the refiner takes over (default 0.8).") var refinerSwitch: Double = 0.8
+    @Option(help: "Also write every image of the run side by side in this one PNG, prompt after prompt (a contact sheet).")
+    var grid: String?
+    @Option(help: "Images per row of --grid (default: the images per prompt when there are several, else about the square root of the count).")
+    var gridColumns: Int?
     @Option(help: "Write a preview of the image so far every N steps, to OUTPUT-preview.png (replaced each time).")
     var preview: Int?
     @Option(help: "Decode previews with this tiny autoencoder folder (TAESD for SD 1.x/2.x, TAESDXL for SDXL); default: a linear latent-to-RGB approximation.")
@@ -161,6 +165,9 @@ struct GenerateArguments: ParsableArguments {
         if let refiner, !FileManager.default.fileExists(atPath: refiner) { throw ValidationError("--refiner: no model at \(refiner)") }
         if let preview, preview < 1 { throw ValidationError("--preview must be at least 1 step (got \(preview))") }
         if previewVae != nil && preview == nil { throw ValidationError("--preview-vae needs --preview N") }
+        if let grid, !grid.lowercased().hasSuffix(".png") { throw ValidationError("--grid must end in .png") }
+        if let gridColumns, gridColumns < 1 { throw ValidationError("--grid-columns must be at least 1 (got \(gridColumns))") }
+        if gridColumns != nil && grid == nil { throw ValidationError("--grid-columns needs --grid PATH") }
     }
 
     /// --original-size, --crop and --target-size as (height, width) and (top, left).
@@ -302,6 +309,19 @@ func runGeneration(model: ModelArguments, args: GenerateArguments, label: String
             try image.png.write(to: path)   // whole or not at all: a temporary file, then a rename
             progress.note("wrote \(path)")
         }
+    }
+    if let grid = args.grid {
+        // Every image of the run that is on disk (a shard sees only its own and those written before).
+        let paths = (0..<total).map { outputPath(args.output, index: $0, total: total) }
+            .filter { FileManager.default.fileExists(atPath: $0) }
+        let tiles = try paths.map { try PNGImage.read(path: $0) }
+        guard let first = tiles.first else { throw ValidationError("--grid: no images were written") }
+        guard tiles.allSatisfy({ $0.width == first.width && $0.height == first.height }) else {
+            throw ValidationError("--grid: the images differ in size (an earlier run's files?); the grid needs one size")
+        }
+        let columns = args.gridColumns ?? (args.batch > 1 ? args.batch : Int(Double(tiles.count).squareRoot().rounded(.up)))
+        try imageGrid(tiles, columns: min(columns, tiles.count)).write(to: grid)
+        progress.note("wrote \(grid) (\(tiles.count) images, \(min(columns, tiles.count)) per row)")
     }
 }
 

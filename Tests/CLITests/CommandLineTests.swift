@@ -70,6 +70,32 @@ final class CommandLineTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("o-3.png").path))
     }
 
+    /// --grid tiles every image of the run, prompt after prompt, a prompt's batch to a row.
+    func testGridTilesTheRunsImages() throws {
+        let dir = try temporaryFolder()
+        let prompts = dir.appendingPathComponent("p.txt")
+        try "a red circle\na blue square\n".write(to: prompts, atomically: true, encoding: .utf8)
+        let grid = dir.appendingPathComponent("grid.png").path
+        let r = try ldm(["txt2img", "--model", tiny, "--prompts", prompts.path, "--batch", "2", "--steps", "1",
+                         "--output", dir.appendingPathComponent("o.png").path, "--grid", grid])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let sheet = try PNGImage.read(path: grid)
+        let tiles = try (1...4).map { try PNGImage.read(path: dir.appendingPathComponent("o-\($0).png").path) }
+        let w = tiles[0].width, h = tiles[0].height
+        XCTAssertEqual([sheet.width, sheet.height], [2 * w, 2 * h])
+        for (k, tile) in tiles.enumerated() {
+            let ox = (k % 2) * w, oy = (k / 2) * h
+            for (x, y) in [(0, 0), (w - 1, h / 2), (w / 3, h - 1)] {
+                for c in 0..<3 {
+                    XCTAssertEqual(sheet.pixels[((oy + y) * sheet.width + ox + x) * sheet.channels + c], tile.pixels[(y * w + x) * tile.channels + c])
+                }
+            }
+        }
+        let bad = try ldm(["txt2img", "--model", tiny, "--prompt", "a red circle", "--grid", dir.appendingPathComponent("g.jpg").path])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--grid must end in .png"), bad.stderr)
+    }
+
     func testTiledVAEDecodeIsCloseToTheWholeDecode() throws {
         let dir = try temporaryFolder()
         let base = ["txt2img", "--model", tiny, "--prompt", "a red circle", "--steps", "1", "--width", "128", "--height", "96"]
