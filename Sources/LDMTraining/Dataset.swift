@@ -63,11 +63,8 @@ public func stepRandom(seed: UInt64, step: Int, stream: UInt64) -> SwiftRandomSo
 public func epochOrder(count: Int, seed: UInt64, epoch: Int) -> [Int] {
     var order = Array(0..<count)
     var rng = stepRandom(seed: seed, step: epoch, stream: 0x5348_5546)
-    if count > 1 {
-        for i in stride(from: count - 1, to: 0, by: -1) {
-            let j = Int(rng.next() % UInt64(i + 1))
-            order.swapAt(i, j)
-        }
+    for i in stride(from: count - 1, to: 0, by: -1) {
+        order.swapAt(i, Int(rng.next() % UInt64(i + 1)))
     }
     return order
 }
